@@ -1,0 +1,88 @@
+"""Tiny models built through ComfyUI's own classes, with seeded random weights.
+
+A ~1 M-parameter SD1.5-architecture UNet, a TAESD VAE and text conditioning of the right shape.
+Pictures are meaningless; the code paths (sampling, noise, VAE decode, model management) are
+ComfyUI's real ones. Used by the tests, the demo and the CPU benchmarks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import comfy.model_management
+import comfy.model_patcher
+import comfy.sd
+import comfy.supported_models
+import comfy.taesd.taesd
+import torch
+
+CONTEXT_DIM = 32
+TINY_UNET = {
+    "image_size": 32,
+    "in_channels": 4,
+    "out_channels": 4,
+    "model_channels": 32,
+    "num_res_blocks": [1, 1],
+    "channel_mult": [1, 2],
+    "transformer_depth": [1, 1],
+    "transformer_depth_output": [1, 1, 1, 1],
+    "transformer_depth_middle": 1,
+    "context_dim": CONTEXT_DIM,
+    "num_heads": 2,
+    "num_head_channels": -1,
+    "use_linear_in_transformer": False,
+    "adm_in_channels": None,
+    "use_temporal_attention": False,
+    "use_temporal_resblock": False,
+    "use_spatial_transformer": True,
+    "legacy": False,
+    "use_checkpoint": False,
+}
+
+
+class TinySD15(comfy.supported_models.SD15):
+    unet_config = dict(TINY_UNET)
+    unet_extra_config = {}
+
+
+def _seeded_init(module: torch.nn.Module, seed: int, scale: float = 0.02) -> None:
+    # comfy.ops.disable_weight_init makes reset_parameters a no-op: without this the weights
+    # would be uninitialised memory and runs would not be reproducible.
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for _, p in sorted(module.named_parameters()):
+            p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float32) * scale)
+
+
+def tiny_model(seed: int = 0) -> comfy.model_patcher.ModelPatcher:
+    config = TinySD15(dict(TINY_UNET))
+    config.set_inference_dtype(torch.float32, None)
+    model = config.get_model({}, "")
+    _seeded_init(model.diffusion_model, seed)
+    model.diffusion_model.eval()
+    load = comfy.model_management.get_torch_device()
+    offload = comfy.model_management.unet_offload_device()
+    return comfy.model_patcher.ModelPatcher(model, load_device=load, offload_device=offload)
+
+
+def tiny_vae_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
+    encoder = comfy.taesd.taesd.Encoder(4)
+    decoder = comfy.taesd.taesd.Decoder(4)
+    _seeded_init(encoder, seed, scale=0.1)
+    _seeded_init(decoder, seed + 1, scale=0.1)
+    sd = {f"taesd_encoder.{k}": v for k, v in encoder.state_dict().items()}
+    sd.update({f"taesd_decoder.{k}": v for k, v in decoder.state_dict().items()})
+    sd["vae_scale"] = torch.tensor(0.18215)
+    sd["vae_shift"] = torch.tensor(0.0)
+    return sd
+
+
+def tiny_vae(seed: int = 0) -> comfy.sd.VAE:
+    return comfy.sd.VAE(sd=tiny_vae_state_dict(seed))
+
+
+def text_conditioning(text: str, tokens: int = 77) -> list:
+    """CONDITIONING for ``text``: a fixed random embedding derived from the text's hash."""
+    seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+    gen = torch.Generator().manual_seed(seed)
+    return [[torch.randn(1, tokens, CONTEXT_DIM, generator=gen), {}]]

@@ -1,0 +1,70 @@
+"""Shared fixtures.
+
+- ``eacps``: the pack imported as a package (as ComfyUI does), for unit tests that need no host.
+- ``comfy``: one real in-process ComfyUI per test session, with this pack and the test pack.
+- ``server``: one real ComfyUI HTTP server on a loopback port per test session.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+# A stray download must fail loudly instead of hanging: tests never need the network.
+for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+    os.environ[_var] = "1"
+
+TESTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TESTS))  # for `harness`
+
+from harness.paths import PACK_FOLDER_NAME, REPO_ROOT, make_base_dir  # noqa: E402
+
+
+def _import_pack():
+    """Import the repo root as the package ``eacps`` without putting the repo root on sys.path
+    (ComfyUI has its own top-level ``nodes`` module that our ``nodes/`` must not shadow)."""
+    if PACK_FOLDER_NAME in sys.modules:
+        return sys.modules[PACK_FOLDER_NAME]
+    spec = importlib.util.spec_from_file_location(
+        PACK_FOLDER_NAME, REPO_ROOT / "__init__.py", submodule_search_locations=[str(REPO_ROOT)]
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[PACK_FOLDER_NAME] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_import_pack()
+
+
+@pytest.fixture(scope="session")
+def comfy_base(tmp_path_factory) -> Path:
+    return make_base_dir(tmp_path_factory.mktemp("comfy_base"))
+
+
+@pytest.fixture(scope="session")
+def comfy(comfy_base):
+    from harness.inprocess import InProcessComfy
+
+    return InProcessComfy(comfy_base)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    from harness.server import ComfyServer
+
+    base = make_base_dir(tmp_path_factory.mktemp("server_base"))
+    srv = ComfyServer(base, base / "server.log")
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def captured(comfy):
+    """The test pack's capture dict: what EACPSTest_Capture nodes stored in the last prompts."""
+    cls = comfy.nodes.NODE_CLASS_MAPPINGS["EACPSTest_Capture"]
+    return sys.modules[cls.__module__].CAPTURED

@@ -1,0 +1,47 @@
+"""The verifier interface's validation: no verifier can hand the search a bad score."""
+
+import pytest
+import torch
+
+from eacps.verifiers.base import Verifier, VerifierError, VerifierResult, linear_to_score
+
+
+class Constant(Verifier):
+    kind = "constant"
+    aspects = ("a",)
+
+    def __init__(self, value):
+        self.value = value
+
+    @property
+    def identity(self):
+        return f"constant:{self.value}"
+
+    def _score(self, images, prompt, reference):
+        v = torch.full((images.shape[0],), self.value, dtype=torch.float64)
+        return VerifierResult(scores={"a": v}, raw={"a": v})
+
+
+def images(b=3):
+    return torch.rand(b, 8, 8, 3)
+
+
+def test_valid_scores_pass_through():
+    result = Constant(7.5).score(images(), "p")
+    assert result.scores["a"].tolist() == [7.5, 7.5, 7.5]
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1.0, 10.5])
+def test_bad_scores_raise(value):
+    with pytest.raises(VerifierError):
+        Constant(value).score(images(), "p")
+
+
+def test_bad_image_layout_raises():
+    with pytest.raises(VerifierError, match=r"\[B, H, W, 3\]"):
+        Constant(1.0).score(torch.rand(3, 3, 8, 8), "p")
+
+
+def test_linear_mapping_endpoints():
+    raw = torch.tensor([-1.0, 0.0, 0.5, 1.0, 2.0])
+    assert linear_to_score(raw, 0.0, 1.0).tolist() == [0.0, 0.0, 5.0, 10.0, 10.0]
