@@ -4,10 +4,13 @@ demo and benchmarks (tests/harness); never registered by the product pack."""
 
 from __future__ import annotations
 
-from . import tiny
+import torch
+
+from . import archs, tiny
 
 CAPTURED: dict[str, object] = {}
 _MODELS: dict[tuple[str, int], object] = {}
+_ARCH_MODELS: dict[str, object] = {}
 
 
 def _cached(kind: str, seed: int, build):
@@ -56,6 +59,42 @@ class TinyConditioning:
         return (tiny.text_conditioning(text),)
 
 
+class ArchModel:
+    """A real-architecture model (SD1.5, SDXL, FLUX) with random weights, for GPU benchmarks."""
+
+    CATEGORY = "EACPS testing"
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "arch": (sorted(archs.ARCHS),),
+            "dtype": (["float16", "bfloat16", "float32"],),
+            "flux_blocks": ("INT", {"default": 0, "min": 0, "max": 38, "tooltip": "0: the real depth"}),
+        }}
+
+    def load(self, arch, dtype, flux_blocks):
+        key = f"{arch}:{dtype}:{flux_blocks}"
+        if key not in _ARCH_MODELS:
+            _ARCH_MODELS.clear()  # one real-size model at a time
+            _ARCH_MODELS[key] = archs.arch_model(arch, getattr(torch, dtype), blocks=flux_blocks or None)
+        return (_ARCH_MODELS[key],)
+
+
+class ArchConditioning:
+    CATEGORY = "EACPS testing"
+    RETURN_TYPES = ("CONDITIONING",)
+    FUNCTION = "encode"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"arch": (sorted(archs.ARCHS),), "text": ("STRING", {"default": ""})}}
+
+    def encode(self, arch, text):
+        return (archs.arch_conditioning(arch, text),)
+
+
 class Capture:
     """Stores its input under ``key`` in CAPTURED so a test can compare raw tensors."""
 
@@ -86,4 +125,6 @@ NODE_CLASS_MAPPINGS = {
     "EACPSTest_TinyVAE": TinyVAE,
     "EACPSTest_TinyConditioning": TinyConditioning,
     "EACPSTest_Capture": Capture,
+    "EACPSTest_ArchModel": ArchModel,
+    "EACPSTest_ArchConditioning": ArchConditioning,
 }
