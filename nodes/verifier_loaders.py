@@ -1,0 +1,181 @@
+"""Loader nodes, one per verifier kind: pick weights from models/verifiers, output an
+EACPS_VERIFIER. All logic lives in eacps.verifiers; these only adapt inputs.
+
+Combo inputs list the files/folders found, but are also named in ``validate_inputs`` so ComfyUI
+accepts a typed name and our check explains a missing file (which file, which folder, where to get
+it) instead of a bare "value not in list".
+"""
+
+from __future__ import annotations
+
+from comfy_api.latest import io
+
+from ..verifiers import management
+from ..verifiers.base import VerifierError
+from .types import Verifier
+
+management.register_folders()
+
+CATEGORY = "EACPS/verifiers"
+
+
+def _arch_options(default: str) -> list[str]:
+    from ..verifiers.openclip import architectures
+
+    archs = architectures()
+    return archs if default in archs else [default, *archs]
+
+
+def _check_file(name: str, what: str, source: str) -> bool | str:
+    try:
+        management.resolve_file(name, what, source)
+    except VerifierError as e:
+        return str(e)
+    return True
+
+
+def _check_folder(name: str, what: str, source: str) -> bool | str:
+    try:
+        management.resolve_folder(name, what, source)
+    except VerifierError as e:
+        return str(e)
+    return True
+
+
+def _first_error(*checks) -> bool | str:
+    for c in checks:
+        if c is not True:
+            return c
+    return True
+
+
+class LoadClipScoreVerifier(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="EACPS_LoadClipScoreVerifier",
+            display_name="Load CLIP Score Verifier (EACPS)",
+            category=CATEGORY,
+            description="Prompt-image agreement (CLIPScore, Hessel et al.): 2.5*max(cos,0) with any open_clip "
+                        "model, mapped to 0..10 (x4).",
+            inputs=[
+                io.Combo.Input("arch", options=_arch_options("ViT-H-14"), default="ViT-H-14",
+                               tooltip="open_clip architecture the weights were trained with "
+                                       "(OpenAI weights need the -quickgelu variant)."),
+                io.Combo.Input("weights", options=management.options_or_hint(
+                    management.weight_files(), "open_clip_model.safetensors"),
+                    tooltip="open_clip state dict in models/verifiers (.safetensors preferred)."),
+            ],
+            outputs=[Verifier.Output()],
+        )
+
+    @classmethod
+    def validate_inputs(cls, arch, weights):
+        from ..verifiers.clip_score import SOURCE
+
+        return _check_file(weights, "CLIP score verifier", SOURCE)
+
+    @classmethod
+    def execute(cls, arch, weights) -> io.NodeOutput:
+        from ..verifiers.clip_score import SOURCE, ClipScoreVerifier
+
+        path = management.resolve_file(weights, "CLIP score verifier", SOURCE)
+        return io.NodeOutput(ClipScoreVerifier(arch, path, weights))
+
+
+class LoadAestheticVerifier(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        from ..verifiers.aesthetic import HEAD_FILE
+
+        return io.Schema(
+            node_id="EACPS_LoadAestheticVerifier",
+            display_name="Load Aesthetic Verifier (EACPS)",
+            category=CATEGORY,
+            description="LAION improved aesthetic predictor: an MLP on the CLIP ViT-L-14 image embedding, "
+                        "~1..10 (how good it looks; ignores the prompt).",
+            inputs=[
+                io.Combo.Input("clip_arch", options=_arch_options("ViT-L-14-quickgelu"),
+                               default="ViT-L-14-quickgelu",
+                               tooltip="The head was trained on OpenAI ViT-L-14 (quickgelu) embeddings."),
+                io.Combo.Input("clip_weights", options=management.options_or_hint(
+                    management.weight_files(), "open_clip_model.safetensors"),
+                    tooltip="open_clip ViT-L-14 OpenAI state dict in models/verifiers."),
+                io.Combo.Input("head_weights", options=management.options_or_hint(
+                    management.weight_files(), HEAD_FILE),
+                    tooltip=f"The aesthetic MLP head ({HEAD_FILE}) in models/verifiers."),
+            ],
+            outputs=[Verifier.Output()],
+        )
+
+    @classmethod
+    def validate_inputs(cls, clip_arch, clip_weights, head_weights):
+        from ..verifiers.aesthetic import BACKBONE_SOURCE, HEAD_SOURCE
+
+        return _first_error(_check_file(clip_weights, "aesthetic verifier", BACKBONE_SOURCE),
+                            _check_file(head_weights, "aesthetic verifier", HEAD_SOURCE))
+
+    @classmethod
+    def execute(cls, clip_arch, clip_weights, head_weights) -> io.NodeOutput:
+        from ..verifiers.aesthetic import BACKBONE_SOURCE, HEAD_SOURCE, AestheticVerifier
+
+        clip_path = management.resolve_file(clip_weights, "aesthetic verifier", BACKBONE_SOURCE)
+        head_path = management.resolve_file(head_weights, "aesthetic verifier", HEAD_SOURCE)
+        return io.NodeOutput(AestheticVerifier(clip_arch, clip_path, clip_weights, head_path, head_weights))
+
+
+class LoadPreservationVerifier(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="EACPS_LoadPreservationVerifier",
+            display_name="Load Preservation / Identity Verifier (EACPS)",
+            category=CATEGORY,
+            description="How much of the reference image a candidate keeps: (1-w)*cosine of DINOv2 or CLIP "
+                        "image embeddings + w*SSIM, 10 = identical. Needs a reference image.",
+            inputs=[
+                io.Combo.Input("aspect", options=["preservation", "identity"], default="preservation",
+                               tooltip="Name of the score (the EACPS edit preset weighs 'identity')."),
+                io.Combo.Input("backbone", options=["dinov2", "open_clip", "ssim_only"], default="dinov2",
+                               tooltip="Embedding model for the semantic part; ssim_only needs no weights."),
+                io.Combo.Input("dinov2_folder", options=management.options_or_hint(
+                    management.hf_folders(), "dinov2-base"),
+                    tooltip="transformers DINOv2 folder in models/verifiers (backbone dinov2)."),
+                io.Combo.Input("clip_arch", options=_arch_options("ViT-L-14-quickgelu"),
+                               default="ViT-L-14-quickgelu", tooltip="open_clip architecture (backbone open_clip)."),
+                io.Combo.Input("clip_weights", options=management.options_or_hint(
+                    management.weight_files(), "open_clip_model.safetensors"),
+                    tooltip="open_clip state dict in models/verifiers (backbone open_clip)."),
+                io.Float.Input("ssim_weight", default=0.5, min=0.0, max=1.0, step=0.05,
+                               tooltip="Share of SSIM in the score (pixel structure vs semantic similarity)."),
+            ],
+            outputs=[Verifier.Output()],
+        )
+
+    @classmethod
+    def validate_inputs(cls, backbone, dinov2_folder, clip_arch, clip_weights):
+        from ..verifiers.clip_score import SOURCE
+        from ..verifiers.preservation import DINO_SOURCE
+
+        if backbone == "dinov2":
+            return _check_folder(dinov2_folder, "preservation verifier", DINO_SOURCE)
+        if backbone == "open_clip":
+            return _check_file(clip_weights, "preservation verifier", SOURCE)
+        return True
+
+    @classmethod
+    def execute(cls, aspect, backbone, dinov2_folder, clip_arch, clip_weights, ssim_weight) -> io.NodeOutput:
+        from ..verifiers.clip_score import SOURCE
+        from ..verifiers.preservation import DINO_SOURCE, PreservationVerifier
+
+        kwargs = {}
+        if backbone == "dinov2":
+            kwargs = dict(dino_folder=management.resolve_folder(dinov2_folder, "preservation verifier", DINO_SOURCE),
+                          dino_name=dinov2_folder)
+        elif backbone == "open_clip":
+            kwargs = dict(clip_arch=clip_arch, clip_name=clip_weights,
+                          clip_path=management.resolve_file(clip_weights, "preservation verifier", SOURCE))
+        return io.NodeOutput(PreservationVerifier(aspect, backbone, ssim_weight, **kwargs))
+
+
+NODES = [LoadClipScoreVerifier, LoadAestheticVerifier, LoadPreservationVerifier]

@@ -1,0 +1,74 @@
+"""Tiny random-initialised verifier models written to disk in the real on-disk formats.
+
+Fixed seeds; architectures and file layouts are the real ones (open_clip state dicts, the LAION
+aesthetic head layout, transformers HF folders with tokenizer files made offline), only the sizes
+are small so the whole verifier suite runs on two CPU cores.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+TINY_CLIP = "EACPS-Tiny-ViT"
+TINY_CLIP_CONFIG = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 16, "head_width": 16},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+}
+
+
+def register_tiny_open_clip(config_dir: Path) -> str:
+    """Register the tiny architecture with open_clip (as a user would add a model config)."""
+    import open_clip
+
+    config_dir.mkdir(parents=True, exist_ok=True)
+    path = config_dir / f"{TINY_CLIP}.json"
+    path.write_text(json.dumps(TINY_CLIP_CONFIG))
+    open_clip.add_model_config(path)
+    return TINY_CLIP
+
+
+def write_open_clip(path: Path, seed: int = 0, arch: str = TINY_CLIP) -> Path:
+    import open_clip
+    from safetensors.torch import save_file
+
+    torch.manual_seed(seed)
+    model = open_clip.create_model(arch, pretrained=None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    return path
+
+
+def aesthetic_head_state_dict(input_size: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    dims = [(input_size, 1024), (1024, 128), (128, 64), (64, 16), (16, 1)]
+    sd = {}
+    for idx, (i, o) in zip((0, 2, 4, 6, 7), dims, strict=True):
+        sd[f"layers.{idx}.weight"] = torch.randn(o, i, generator=gen) / i**0.5
+        sd[f"layers.{idx}.bias"] = torch.full((o,), 0.1)
+    sd["layers.7.bias"] = torch.tensor([5.0])  # centre the output near the real head's ~5
+    return sd
+
+
+def write_aesthetic_head(path: Path, input_size: int, seed: int = 0) -> Path:
+    """A plain state dict saved with torch.save, as the published .pth is."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(aesthetic_head_state_dict(input_size, seed), path)
+    return path
+
+
+def write_dinov2(folder: Path, seed: int = 0) -> Path:
+    from transformers import Dinov2Config, Dinov2Model
+
+    torch.manual_seed(seed)
+    config = Dinov2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                          patch_size=8, image_size=32)
+    Dinov2Model(config).save_pretrained(folder)
+    (folder / "preprocessor_config.json").write_text(json.dumps({
+        "crop_size": {"height": 32, "width": 32}, "image_mean": [0.485, 0.456, 0.406],
+        "image_std": [0.229, 0.224, 0.225], "image_processor_type": "BitImageProcessor",
+    }))
+    return folder
