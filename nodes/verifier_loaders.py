@@ -178,4 +178,99 @@ class LoadPreservationVerifier(io.ComfyNode):
         return io.NodeOutput(PreservationVerifier(aspect, backbone, ssim_weight, **kwargs))
 
 
-NODES = [LoadClipScoreVerifier, LoadAestheticVerifier, LoadPreservationVerifier]
+_ASPECTS_TOOLTIP = ("Comma-separated subset of prompt_adherence, realism, consistency, identity. consistency and "
+                    "identity compare with the reference image (connect one where the verifier is used).")
+
+
+def _check_aspects(aspects: str) -> bool | str:
+    from ..verifiers.rubric import parse_aspects
+
+    try:
+        parse_aspects(aspects)
+    except VerifierError as e:
+        return str(e)
+    return True
+
+
+class LoadVLMJudgeVerifier(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="EACPS_LoadVLMJudgeVerifier",
+            display_name="Load VLM Judge Verifier (EACPS)",
+            category=CATEGORY,
+            description="A local vision-language model (e.g. Qwen2.5-VL / Qwen3-VL) rates each aspect 0-9; the "
+                        "score is the expected digit under the model's probabilities (one forward pass per "
+                        "image and aspect, no text parsing), mapped to 0..10.",
+            inputs=[
+                io.Combo.Input("model_folder", options=management.options_or_hint(
+                    management.hf_folders(), "Qwen2.5-VL-3B-Instruct"),
+                    tooltip="transformers VLM folder (with processor files) in models/verifiers."),
+                io.String.Input("aspects", default="prompt_adherence, realism", tooltip=_ASPECTS_TOOLTIP),
+                io.Int.Input("max_batch", default=4, min=1, max=64,
+                             tooltip="Images per forward pass (VRAM vs speed)."),
+            ],
+            outputs=[Verifier.Output()],
+        )
+
+    @classmethod
+    def validate_inputs(cls, model_folder, aspects):
+        from ..verifiers.vlm_judge import SOURCE
+
+        return _first_error(_check_aspects(aspects), _check_folder(model_folder, "VLM judge", SOURCE))
+
+    @classmethod
+    def execute(cls, model_folder, aspects, max_batch) -> io.NodeOutput:
+        from ..verifiers.vlm_judge import SOURCE, VLMJudgeVerifier
+
+        folder = management.resolve_folder(model_folder, "VLM judge", SOURCE)
+        return io.NodeOutput(VLMJudgeVerifier(folder, model_folder, aspects, max_batch))
+
+
+class LoadAPIJudgeVerifier(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="EACPS_LoadAPIJudgeVerifier",
+            display_name="Load API Judge Verifier (EACPS)",
+            category=CATEGORY,
+            description="Any OpenAI-compatible chat-completions endpoint rates each aspect 0..10 as JSON. The API "
+                        "key is read from the environment variable you name; it is never stored in the workflow.",
+            inputs=[
+                io.String.Input("base_url", default="http://127.0.0.1:8000/v1",
+                                tooltip="Endpoint base URL; /chat/completions is appended."),
+                io.String.Input("model", default="gpt-4o-mini", tooltip="Model name sent to the endpoint."),
+                io.String.Input("api_key_env", default="OPENAI_API_KEY",
+                                tooltip="NAME of the environment variable holding the key (empty: no key)."),
+                io.String.Input("aspects", default="prompt_adherence, realism", tooltip=_ASPECTS_TOOLTIP),
+                io.Float.Input("timeout_s", default=60.0, min=0.1, max=600.0, step=0.1,
+                               tooltip="Seconds to wait for one answer."),
+                io.Int.Input("max_retries", default=4, min=0, max=10,
+                             tooltip="Retries on HTTP 429/5xx and timeouts, with exponential backoff."),
+                io.Float.Input("backoff_s", default=1.0, min=0.0, max=60.0, step=0.01,
+                               tooltip="First retry delay; doubles each retry (Retry-After wins)."),
+                io.Int.Input("concurrency", default=4, min=1, max=32, tooltip="Requests in flight at once."),
+            ],
+            outputs=[Verifier.Output()],
+        )
+
+    @classmethod
+    def validate_inputs(cls, api_key_env, aspects):
+        import os
+
+        if api_key_env.strip() and not os.environ.get(api_key_env.strip()):
+            return (f"API judge: the environment variable {api_key_env.strip()} is not set in ComfyUI's "
+                    "environment; set it before starting ComfyUI, or leave api_key_env empty for no key")
+        return _check_aspects(aspects)
+
+    @classmethod
+    def execute(cls, base_url, model, api_key_env, aspects, timeout_s, max_retries, backoff_s,
+                concurrency) -> io.NodeOutput:
+        from ..verifiers.api_judge import APIJudgeVerifier
+
+        return io.NodeOutput(APIJudgeVerifier(base_url, model, api_key_env, aspects, timeout_s, max_retries,
+                                              backoff_s, concurrency))
+
+
+NODES = [LoadClipScoreVerifier, LoadAestheticVerifier, LoadPreservationVerifier, LoadVLMJudgeVerifier,
+         LoadAPIJudgeVerifier]

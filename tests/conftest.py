@@ -82,3 +82,11 @@ def verifier_files(comfy, tmp_path_factory) -> Path:
     write_aesthetic_head(folder / "tiny_aesthetic_head.pth", input_size=32)
     write_dinov2(folder / "tiny_dinov2")
     return folder
+
+
+@pytest.fixture(scope="session")
+def judge_files(verifier_files) -> Path:
+    from verifier_models import write_tiny_qwen2_vl
+
+    write_tiny_qwen2_vl(verifier_files / "tiny_qwen2vl")
+    return verifier_files

@@ -72,3 +72,54 @@ def write_dinov2(folder: Path, seed: int = 0) -> Path:
         "image_std": [0.229, 0.224, 0.225], "image_processor_type": "BitImageProcessor",
     }))
     return folder
+
+
+QWEN_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+                "<|image_pad|>", "<|video_pad|>"]
+QWEN_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for part in message['content'] %}{% if part['type'] == 'image' %}"
+    "<|vision_start|><|image_pad|><|vision_end|>{% elif part['type'] == 'text' %}{{ part['text'] }}"
+    "{% endif %}{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def write_tiny_qwen2_vl(folder: Path, seed: int = 0) -> Path:
+    """A tiny Qwen2-VL (transformers) with a WordLevel tokenizer: digits, a few words and Qwen's
+    special tokens; saved with save_pretrained like a real model folder."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import (
+        PreTrainedTokenizerFast,
+        Qwen2VLConfig,
+        Qwen2VLForConditionalGeneration,
+        Qwen2VLImageProcessor,
+        Qwen2VLProcessor,
+        Qwen2VLVideoProcessor,
+    )
+
+    words = ["[UNK]", "[PAD]", *list("0123456789"), "image", "reference", "candidate", "score", "the",
+             "prompt", "a", "red", "apple", "realism", "identity", ":", ".", ",", "?", "(", ")"]
+    vocab = {w: i for i, w in enumerate(words + QWEN_SPECIAL)}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Whitespace(), pre_tokenizers.Digits(individual_digits=True)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
+                                   eos_token="<|im_end|>", additional_special_tokens=QWEN_SPECIAL)
+    fast.add_special_tokens({"additional_special_tokens": QWEN_SPECIAL})
+    processor = Qwen2VLProcessor(
+        image_processor=Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=112 * 112),
+        tokenizer=fast, video_processor=Qwen2VLVideoProcessor(), chat_template=QWEN_CHAT_TEMPLATE)
+    torch.manual_seed(seed)
+    config = Qwen2VLConfig(
+        text_config=dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+                         intermediate_size=64, vocab_size=len(vocab), bos_token_id=None,
+                         eos_token_id=vocab["<|im_end|>"], pad_token_id=vocab["[PAD]"],
+                         rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]}),
+        vision_config=dict(depth=1, embed_dim=32, hidden_size=32, num_heads=2, mlp_ratio=2),
+        image_token_id=vocab["<|image_pad|>"], video_token_id=vocab["<|video_pad|>"],
+        vision_start_token_id=vocab["<|vision_start|>"])
+    model = Qwen2VLForConditionalGeneration(config)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
