@@ -272,5 +272,75 @@ class LoadAPIJudgeVerifier(io.ComfyNode):
                                               backoff_s, concurrency))
 
 
-NODES = [LoadClipScoreVerifier, LoadAestheticVerifier, LoadPreservationVerifier, LoadVLMJudgeVerifier,
+class LoadPickScoreVerifier(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="EACPS_LoadPickScoreVerifier",
+            display_name="Load PickScore Verifier (EACPS)",
+            category=CATEGORY,
+            description="PickScore_v1 (human preference, Pick-a-Pic): logit_scale*cos(image, prompt), "
+                        "16..24 mapped to 0..10.",
+            inputs=[
+                io.Combo.Input("model_folder", options=management.options_or_hint(
+                    management.hf_folders(), "PickScore_v1"),
+                    tooltip="transformers CLIP folder with processor files in models/verifiers."),
+            ],
+            outputs=[Verifier.Output()],
+        )
+
+    @classmethod
+    def validate_inputs(cls, model_folder):
+        from ..verifiers.pickscore import SOURCE
+
+        return _check_folder(model_folder, "PickScore verifier", SOURCE)
+
+    @classmethod
+    def execute(cls, model_folder) -> io.NodeOutput:
+        from ..verifiers.pickscore import SOURCE, PickScoreVerifier
+
+        folder = management.resolve_folder(model_folder, "PickScore verifier", SOURCE)
+        return io.NodeOutput(PickScoreVerifier(folder, model_folder))
+
+
+class LoadHPSv2Verifier(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        from ..verifiers.hpsv2 import DEFAULT_FILE
+
+        return io.Schema(
+            node_id="EACPS_LoadHPSv2Verifier",
+            display_name="Load HPSv2 Verifier (EACPS)",
+            category=CATEGORY,
+            description="Human Preference Score v2/v2.1: cos(image, prompt) of the HPS-tuned open_clip ViT-H-14, "
+                        "0.15..0.35 mapped to 0..10.",
+            inputs=[
+                io.Combo.Input("arch", options=_arch_options("ViT-H-14"), default="ViT-H-14",
+                               tooltip="HPS v2/v2.1 are open_clip ViT-H-14."),
+                io.Combo.Input("weights", options=management.options_or_hint(management.weight_files(), DEFAULT_FILE),
+                               tooltip=f"{DEFAULT_FILE} in models/verifiers."),
+                io.Boolean.Input("download", default=False,
+                                 tooltip="If the file is missing, download it from the Hugging Face repo xswu/HPSv2 "
+                                         "into models/verifiers (off: never touch the network)."),
+            ],
+            outputs=[Verifier.Output()],
+        )
+
+    @classmethod
+    def validate_inputs(cls, arch, weights, download):
+        from ..verifiers.hpsv2 import SOURCE
+
+        return True if download else _check_file(weights, "HPSv2 verifier", SOURCE)
+
+    @classmethod
+    def execute(cls, arch, weights, download) -> io.NodeOutput:
+        from ..verifiers.hpsv2 import REPO, SOURCE, HPSv2Verifier
+
+        if download and management.get_file_or_none(weights) is None:
+            management.download_file(REPO, weights, "HPSv2 verifier")
+        path = management.resolve_file(weights, "HPSv2 verifier", SOURCE)
+        return io.NodeOutput(HPSv2Verifier(arch, path, weights))
+
+
+NODES = [LoadClipScoreVerifier, LoadPickScoreVerifier, LoadHPSv2Verifier, LoadAestheticVerifier, LoadPreservationVerifier, LoadVLMJudgeVerifier,
          LoadAPIJudgeVerifier]

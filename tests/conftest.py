@@ -90,3 +90,12 @@ def judge_files(verifier_files) -> Path:
 
     write_tiny_qwen2_vl(verifier_files / "tiny_qwen2vl")
     return verifier_files
+
+
+@pytest.fixture(scope="session")
+def preference_files(verifier_files) -> Path:
+    from verifier_models import write_hps, write_tiny_pickscore
+
+    write_tiny_pickscore(verifier_files / "tiny_pickscore")
+    write_hps(verifier_files / "tiny_hps.pt")
+    return verifier_files

@@ -123,3 +123,46 @@ def write_tiny_qwen2_vl(folder: Path, seed: int = 0) -> Path:
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
+
+
+def tiny_clip_tokenizer():
+    """A real CLIP BPE tokenizer over a tiny vocabulary (letters, a few merges)."""
+    from transformers import CLIPTokenizer
+
+    letters = list("abcdefghijklmnopqrstuvwxyz")
+    vocab = {}
+    for t in ["<|startoftext|>", "<|endoftext|>", *letters, *(c + "</w>" for c in letters), "ap", "re", "red</w>"]:
+        vocab[t] = len(vocab)
+    return CLIPTokenizer(vocab=vocab, merges=[("a", "p"), ("r", "e"), ("re", "d</w>")])
+
+
+def write_tiny_pickscore(folder: Path, seed: int = 0) -> Path:
+    """A transformers CLIPModel folder with CLIPProcessor files, as PickScore_v1 + its processor."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+
+    tok = tiny_clip_tokenizer()
+    torch.manual_seed(seed)
+    config = CLIPConfig(
+        text_config=dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, max_position_embeddings=77, bos_token_id=0, eos_token_id=1,
+                         pad_token_id=1),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                           image_size=32, patch_size=16),
+        projection_dim=16)
+    model = CLIPModel(config)
+    with torch.no_grad():
+        model.logit_scale.fill_(4.6052)  # exp = 100, as in the trained PickScore model
+    model.save_pretrained(folder)
+    CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
+                  tokenizer=tok).save_pretrained(folder)
+    return folder
+
+
+def write_hps(path: Path, seed: int = 1, arch: str = TINY_CLIP) -> Path:
+    """An HPS-style checkpoint: torch.save({'state_dict': open_clip state dict})."""
+    import open_clip
+
+    torch.manual_seed(seed)
+    model = open_clip.create_model(arch, pretrained=None)
+    torch.save({"state_dict": model.state_dict()}, path)
+    return path

@@ -107,6 +107,11 @@ def missing_message(what: str, name: str, source: str, folder: bool = False) -> 
     )
 
 
+def get_file_or_none(name: str) -> str | None:
+    path = _folder_paths().get_full_path(FOLDER_KEY, name) if name else None
+    return path if path and os.path.isfile(path) else None
+
+
 def resolve_file(name: str, what: str, source: str) -> str:
     if not name or not name.strip():
         raise VerifierError(f"{what}: no weights file chosen. {missing_message(what, '<none>', source)}")
