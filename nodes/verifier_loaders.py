@@ -342,5 +342,54 @@ class LoadHPSv2Verifier(io.ComfyNode):
         return io.NodeOutput(HPSv2Verifier(arch, path, weights))
 
 
-NODES = [LoadClipScoreVerifier, LoadPickScoreVerifier, LoadHPSv2Verifier, LoadAestheticVerifier, LoadPreservationVerifier, LoadVLMJudgeVerifier,
+class LoadImageRewardVerifier(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="EACPS_LoadImageRewardVerifier",
+            display_name="Load ImageReward Verifier (EACPS)",
+            category=CATEGORY,
+            description="ImageReward (BLIP reward model, prompt alignment + quality): its z-score, -2..2 mapped "
+                        "to 0..10. Runs on transformers' BLIP; the image-reward package is not needed.",
+            inputs=[
+                io.Combo.Input("model_folder", options=management.options_or_hint(
+                    management.hf_folders(), "ImageReward"),
+                    tooltip="Folder in models/verifiers with ImageReward.pt plus the BLIP config.json and "
+                            "tokenizer files (Salesforce/blip-itm-large-coco)."),
+                io.String.Input("checkpoint", default="ImageReward.pt",
+                                tooltip="Checkpoint file name inside the folder."),
+                io.Boolean.Input("download", default=False,
+                                 tooltip="If the checkpoint is missing, download it from THUDM/ImageReward "
+                                         "(off: never touch the network)."),
+            ],
+            outputs=[Verifier.Output()],
+        )
+
+    @classmethod
+    def validate_inputs(cls, model_folder, checkpoint, download):
+        import os
+
+        from ..verifiers.imagereward import SOURCE
+
+        found = _check_folder(model_folder, "ImageReward verifier", SOURCE)
+        if found is not True or download:
+            return found
+        folder = management.resolve_folder(model_folder, "ImageReward verifier", SOURCE)
+        if not os.path.isfile(os.path.join(folder, checkpoint)):
+            return management.missing_message("ImageReward verifier", f"{model_folder}/{checkpoint}", SOURCE)
+        return True
+
+    @classmethod
+    def execute(cls, model_folder, checkpoint, download) -> io.NodeOutput:
+        import os
+
+        from ..verifiers.imagereward import REPO, SOURCE, ImageRewardVerifier
+
+        folder = management.resolve_folder(model_folder, "ImageReward verifier", SOURCE)
+        if download and not os.path.isfile(os.path.join(folder, checkpoint)):
+            management.download_file(REPO, checkpoint, "ImageReward verifier", target=folder)
+        return io.NodeOutput(ImageRewardVerifier(folder, model_folder, checkpoint))
+
+
+NODES = [LoadClipScoreVerifier, LoadImageRewardVerifier, LoadPickScoreVerifier, LoadHPSv2Verifier, LoadAestheticVerifier, LoadPreservationVerifier, LoadVLMJudgeVerifier,
          LoadAPIJudgeVerifier]

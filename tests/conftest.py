@@ -94,8 +94,9 @@ def judge_files(verifier_files) -> Path:
 
 @pytest.fixture(scope="session")
 def preference_files(verifier_files) -> Path:
-    from verifier_models import write_hps, write_tiny_pickscore
+    from verifier_models import write_hps, write_tiny_imagereward, write_tiny_pickscore
 
     write_tiny_pickscore(verifier_files / "tiny_pickscore")
+    write_tiny_imagereward(verifier_files / "tiny_imagereward")
     write_hps(verifier_files / "tiny_hps.pt")
     return verifier_files

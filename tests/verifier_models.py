@@ -166,3 +166,67 @@ def write_hps(path: Path, seed: int = 1, arch: str = TINY_CLIP) -> Path:
     model = open_clip.create_model(arch, pretrained=None)
     torch.save({"state_dict": model.state_dict()}, path)
     return path
+
+
+def tiny_bert_tokenizer():
+    from transformers import BertTokenizer
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "red", "apple", "on", "table", "the", "make", "it"]
+    return BertTokenizer(vocab={w: i for i, w in enumerate(words)})
+
+
+_IR_VISION_INVERSE = [
+    (r"^embeddings\.class_embedding$", "cls_token"),
+    (r"^embeddings\.position_embedding$", "pos_embed"),
+    (r"^embeddings\.patch_embedding\.", "patch_embed.proj."),
+    (r"^encoder\.layers\.(\d+)\.layer_norm1\.", r"blocks.\1.norm1."),
+    (r"^encoder\.layers\.(\d+)\.layer_norm2\.", r"blocks.\1.norm2."),
+    (r"^encoder\.layers\.(\d+)\.self_attn\.qkv\.", r"blocks.\1.attn.qkv."),
+    (r"^encoder\.layers\.(\d+)\.self_attn\.projection\.", r"blocks.\1.attn.proj."),
+    (r"^encoder\.layers\.(\d+)\.mlp\.", r"blocks.\1.mlp."),
+    (r"^post_layernorm\.", "norm."),
+]
+
+
+def write_tiny_imagereward(folder: Path, seed: int = 0) -> Path:
+    """A folder like the one users make: BLIP config.json + tokenizer files, and ImageReward.pt in the
+    published checkpoint's key layout (blip.visual_encoder.* in BLIP's original ViT names,
+    blip.text_encoder.*, mlp.layers.*, plus unused BLIP keys), saved as a plain state dict."""
+    import re
+
+    from transformers import BlipConfig
+    from transformers.models.blip.modeling_blip import BlipVisionModel
+    from transformers.models.blip.modeling_blip_text import BlipTextModel
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tok = tiny_bert_tokenizer()
+    config = BlipConfig(
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                           image_size=384, patch_size=16),
+        text_config=dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, encoder_hidden_size=32, max_position_embeddings=64,
+                         bos_token_id=2, sep_token_id=3, pad_token_id=0),
+        image_text_hidden_size=16)
+    config.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    torch.manual_seed(seed)
+    vision_cfg = config.vision_config
+    vision_cfg.image_size = 32  # the checkpoint's own resolution (ImageReward: 224), not the config's
+    vision = BlipVisionModel(vision_cfg)
+    text = BlipTextModel(config.text_config, add_pooling_layer=False)
+    sd = {}
+    for key, value in vision.state_dict().items():
+        for pattern, repl in _IR_VISION_INVERSE:
+            if re.search(pattern, key):
+                sd["blip.visual_encoder." + re.sub(pattern, repl, key)] = value
+                break
+        else:
+            raise AssertionError(key)
+    for key, value in text.state_dict().items():
+        sd["blip.text_encoder." + key] = value
+    sd["blip.text_encoder.embeddings.position_ids"] = torch.arange(64).unsqueeze(0)
+    sd["blip.vision_proj.weight"] = torch.zeros(16, 32)  # present in the real file, unused for the reward
+    sd.update({f"mlp.{k}": v for k, v in aesthetic_head_state_dict(32, seed).items()})
+    sd["mlp.layers.7.bias"] = torch.tensor([0.0])
+    torch.save(sd, folder / "ImageReward.pt")
+    return folder

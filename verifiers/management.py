@@ -129,18 +129,18 @@ def resolve_folder(name: str, what: str, source: str) -> str:
     raise VerifierError(missing_message(what, name or "<none>", source, folder=True))
 
 
-def download_file(repo_id: str, filename: str, what: str) -> str:
+def download_file(repo_id: str, filename: str, what: str, target: str | None = None) -> str:
     """Opt-in download (the loader's ``download`` switch) of one file into models/verifiers."""
     try:
         from huggingface_hub import hf_hub_download
     except ImportError as e:
         raise VerifierError(f"{what}: downloading needs the huggingface_hub package ({e})") from e
     try:
-        return hf_hub_download(repo_id=repo_id, filename=filename, local_dir=default_folder())
+        return hf_hub_download(repo_id=repo_id, filename=filename, local_dir=target or default_folder())
     except Exception as e:  # offline, no such repo, no permission ...
         raise VerifierError(
             f"{what}: could not download '{filename}' from the Hugging Face repo '{repo_id}': {e}. "
-            f"Download it yourself into {default_folder()}"
+            f"Download it yourself into {target or default_folder()}"
         ) from e
 
 

@@ -41,3 +41,25 @@ def test_hpsv2_missing_file_error(comfy, preference_files):
         })
     text = str(info.value.details)
     assert "HPS_v2.1_compressed.pt" in text and "models/verifiers" in text and "xswu/HPSv2" in text
+
+
+def test_imagereward(comfy, captured, preference_files):
+    v = load_verifier(comfy, captured, "EACPS_LoadImageRewardVerifier",
+                      {"model_folder": "tiny_imagereward", "checkpoint": "ImageReward.pt", "download": False})
+    assert v.aspects == ("imagereward",) and v.identity == "imagereward:tiny_imagereward:ImageReward.pt"
+    result = check_verifier(v, make_images(5), "a red apple")
+    expected = ((result.raw["imagereward"] + 2) / 4 * 10).clamp(0, 10)
+    assert torch.allclose(result.scores["imagereward"], expected)
+    other_prompt = v.score(make_images(5), "make it table")
+    assert not torch.allclose(other_prompt.raw["imagereward"], result.raw["imagereward"])  # text is used
+
+
+def test_imagereward_missing_checkpoint_error(comfy, preference_files):
+    with pytest.raises(PromptInvalid) as info:
+        comfy.run({
+            "load": {"class_type": "EACPS_LoadImageRewardVerifier",
+                     "inputs": {"model_folder": "tiny_imagereward", "checkpoint": "nope.pt", "download": False}},
+            "cap": {"class_type": "EACPSTest_Capture", "inputs": {"value": ["load", 0], "key": "x"}},
+        })
+    text = str(info.value.details)
+    assert "tiny_imagereward/nope.pt" in text and "models/verifiers" in text and "THUDM/ImageReward" in text
