@@ -86,7 +86,8 @@ class ImageRewardModule(nn.Module):
         image_atts = torch.ones(image_embeds.shape[:-1], dtype=torch.long, device=image_embeds.device)
         out = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask,
                                 encoder_hidden_states=image_embeds, encoder_attention_mask=image_atts)
-        return self.mlp(out.last_hidden_state[:, 0, :].float()).squeeze(-1)
+        cls_feature = out.last_hidden_state[:, 0, :]
+        return self.mlp(cls_feature.to(self.mlp.layers[0].weight.dtype)).float().squeeze(-1)
 
 
 class ImageRewardModel:
