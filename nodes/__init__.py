@@ -2,7 +2,9 @@
 
 from comfy_api.latest import ComfyExtension, io
 
-NODE_MODULES = ()
+from . import verifier_loaders
+
+NODE_MODULES = (verifier_loaders,)
 
 
 class EACPSExtension(ComfyExtension):

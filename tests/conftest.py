@@ -68,3 +68,35 @@ def captured(comfy):
     """The test pack's capture dict: what EACPSTest_Capture nodes stored in the last prompts."""
     cls = comfy.nodes.NODE_CLASS_MAPPINGS["EACPSTest_Capture"]
     return sys.modules[cls.__module__].CAPTURED
+
+
+@pytest.fixture(scope="session")
+def verifier_files(comfy, tmp_path_factory) -> Path:
+    """models/verifiers of the test host, holding tiny real-format verifier models."""
+    from verifier_models import register_tiny_open_clip, write_aesthetic_head, write_dinov2, write_open_clip
+
+    folder = comfy.base_dir / "models" / "verifiers"
+    folder.mkdir(parents=True, exist_ok=True)
+    register_tiny_open_clip(tmp_path_factory.mktemp("open_clip_configs"))
+    write_open_clip(folder / "tiny_clip.safetensors")
+    write_aesthetic_head(folder / "tiny_aesthetic_head.pth", input_size=32)
+    write_dinov2(folder / "tiny_dinov2")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def judge_files(verifier_files) -> Path:
+    from verifier_models import write_tiny_qwen2_vl
+
+    write_tiny_qwen2_vl(verifier_files / "tiny_qwen2vl")
+    return verifier_files
+
+
+@pytest.fixture(scope="session")
+def preference_files(verifier_files) -> Path:
+    from verifier_models import write_hps, write_tiny_imagereward, write_tiny_pickscore
+
+    write_tiny_pickscore(verifier_files / "tiny_pickscore")
+    write_tiny_imagereward(verifier_files / "tiny_imagereward")
+    write_hps(verifier_files / "tiny_hps.pt")
+    return verifier_files

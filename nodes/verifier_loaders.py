@@ -1,0 +1,395 @@
+"""Loader nodes, one per verifier kind: pick weights from models/verifiers, output an
+EACPS_VERIFIER. All logic lives in eacps.verifiers; these only adapt inputs.
+
+Combo inputs list the files/folders found, but are also named in ``validate_inputs`` so ComfyUI
+accepts a typed name and our check explains a missing file (which file, which folder, where to get
+it) instead of a bare "value not in list".
+"""
+
+from __future__ import annotations
+
+from comfy_api.latest import io
+
+from ..verifiers import management
+from ..verifiers.base import VerifierError
+from .types import Verifier
+
+management.register_folders()
+
+CATEGORY = "EACPS/verifiers"
+
+
+def _arch_options(default: str) -> list[str]:
+    from ..verifiers.openclip import architectures
+
+    archs = architectures()
+    return archs if default in archs else [default, *archs]
+
+
+def _check_file(name: str, what: str, source: str) -> bool | str:
+    try:
+        management.resolve_file(name, what, source)
+    except VerifierError as e:
+        return str(e)
+    return True
+
+
+def _check_folder(name: str, what: str, source: str) -> bool | str:
+    try:
+        management.resolve_folder(name, what, source)
+    except VerifierError as e:
+        return str(e)
+    return True
+
+
+def _first_error(*checks) -> bool | str:
+    for c in checks:
+        if c is not True:
+            return c
+    return True
+
+
+class LoadClipScoreVerifier(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="EACPS_LoadClipScoreVerifier",
+            display_name="Load CLIP Score Verifier (EACPS)",
+            category=CATEGORY,
+            description="Prompt-image agreement (CLIPScore, Hessel et al.): 2.5*max(cos,0) with any open_clip "
+                        "model, mapped to 0..10 (x4).",
+            inputs=[
+                io.Combo.Input("arch", options=_arch_options("ViT-H-14"), default="ViT-H-14",
+                               tooltip="open_clip architecture the weights were trained with "
+                                       "(OpenAI weights need the -quickgelu variant)."),
+                io.Combo.Input("weights", options=management.options_or_hint(
+                    management.weight_files(), "open_clip_model.safetensors"),
+                    tooltip="open_clip state dict in models/verifiers (.safetensors preferred)."),
+            ],
+            outputs=[Verifier.Output()],
+        )
+
+    @classmethod
+    def validate_inputs(cls, arch, weights):
+        from ..verifiers.clip_score import SOURCE
+
+        return _check_file(weights, "CLIP score verifier", SOURCE)
+
+    @classmethod
+    def execute(cls, arch, weights) -> io.NodeOutput:
+        from ..verifiers.clip_score import SOURCE, ClipScoreVerifier
+
+        path = management.resolve_file(weights, "CLIP score verifier", SOURCE)
+        return io.NodeOutput(ClipScoreVerifier(arch, path, weights))
+
+
+class LoadAestheticVerifier(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        from ..verifiers.aesthetic import HEAD_FILE
+
+        return io.Schema(
+            node_id="EACPS_LoadAestheticVerifier",
+            display_name="Load Aesthetic Verifier (EACPS)",
+            category=CATEGORY,
+            description="LAION improved aesthetic predictor: an MLP on the CLIP ViT-L-14 image embedding, "
+                        "~1..10 (how good it looks; ignores the prompt).",
+            inputs=[
+                io.Combo.Input("clip_arch", options=_arch_options("ViT-L-14-quickgelu"),
+                               default="ViT-L-14-quickgelu",
+                               tooltip="The head was trained on OpenAI ViT-L-14 (quickgelu) embeddings."),
+                io.Combo.Input("clip_weights", options=management.options_or_hint(
+                    management.weight_files(), "open_clip_model.safetensors"),
+                    tooltip="open_clip ViT-L-14 OpenAI state dict in models/verifiers."),
+                io.Combo.Input("head_weights", options=management.options_or_hint(
+                    management.weight_files(), HEAD_FILE),
+                    tooltip=f"The aesthetic MLP head ({HEAD_FILE}) in models/verifiers."),
+            ],
+            outputs=[Verifier.Output()],
+        )
+
+    @classmethod
+    def validate_inputs(cls, clip_arch, clip_weights, head_weights):
+        from ..verifiers.aesthetic import BACKBONE_SOURCE, HEAD_SOURCE
+
+        return _first_error(_check_file(clip_weights, "aesthetic verifier", BACKBONE_SOURCE),
+                            _check_file(head_weights, "aesthetic verifier", HEAD_SOURCE))
+
+    @classmethod
+    def execute(cls, clip_arch, clip_weights, head_weights) -> io.NodeOutput:
+        from ..verifiers.aesthetic import BACKBONE_SOURCE, HEAD_SOURCE, AestheticVerifier
+
+        clip_path = management.resolve_file(clip_weights, "aesthetic verifier", BACKBONE_SOURCE)
+        head_path = management.resolve_file(head_weights, "aesthetic verifier", HEAD_SOURCE)
+        return io.NodeOutput(AestheticVerifier(clip_arch, clip_path, clip_weights, head_path, head_weights))
+
+
+class LoadPreservationVerifier(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="EACPS_LoadPreservationVerifier",
+            display_name="Load Preservation / Identity Verifier (EACPS)",
+            category=CATEGORY,
+            description="How much of the reference image a candidate keeps: (1-w)*cosine of DINOv2 or CLIP "
+                        "image embeddings + w*SSIM, 10 = identical. Needs a reference image.",
+            inputs=[
+                io.Combo.Input("aspect", options=["preservation", "identity"], default="preservation",
+                               tooltip="Name of the score (the EACPS edit preset weighs 'identity')."),
+                io.Combo.Input("backbone", options=["dinov2", "open_clip", "ssim_only"], default="dinov2",
+                               tooltip="Embedding model for the semantic part; ssim_only needs no weights."),
+                io.Combo.Input("dinov2_folder", options=management.options_or_hint(
+                    management.hf_folders(), "dinov2-base"),
+                    tooltip="transformers DINOv2 folder in models/verifiers (backbone dinov2)."),
+                io.Combo.Input("clip_arch", options=_arch_options("ViT-L-14-quickgelu"),
+                               default="ViT-L-14-quickgelu", tooltip="open_clip architecture (backbone open_clip)."),
+                io.Combo.Input("clip_weights", options=management.options_or_hint(
+                    management.weight_files(), "open_clip_model.safetensors"),
+                    tooltip="open_clip state dict in models/verifiers (backbone open_clip)."),
+                io.Float.Input("ssim_weight", default=0.5, min=0.0, max=1.0, step=0.05,
+                               tooltip="Share of SSIM in the score (pixel structure vs semantic similarity)."),
+            ],
+            outputs=[Verifier.Output()],
+        )
+
+    @classmethod
+    def validate_inputs(cls, backbone, dinov2_folder, clip_arch, clip_weights):
+        from ..verifiers.clip_score import SOURCE
+        from ..verifiers.preservation import DINO_SOURCE
+
+        if backbone == "dinov2":
+            return _check_folder(dinov2_folder, "preservation verifier", DINO_SOURCE)
+        if backbone == "open_clip":
+            return _check_file(clip_weights, "preservation verifier", SOURCE)
+        return True
+
+    @classmethod
+    def execute(cls, aspect, backbone, dinov2_folder, clip_arch, clip_weights, ssim_weight) -> io.NodeOutput:
+        from ..verifiers.clip_score import SOURCE
+        from ..verifiers.preservation import DINO_SOURCE, PreservationVerifier
+
+        kwargs = {}
+        if backbone == "dinov2":
+            kwargs = dict(dino_folder=management.resolve_folder(dinov2_folder, "preservation verifier", DINO_SOURCE),
+                          dino_name=dinov2_folder)
+        elif backbone == "open_clip":
+            kwargs = dict(clip_arch=clip_arch, clip_name=clip_weights,
+                          clip_path=management.resolve_file(clip_weights, "preservation verifier", SOURCE))
+        return io.NodeOutput(PreservationVerifier(aspect, backbone, ssim_weight, **kwargs))
+
+
+_ASPECTS_TOOLTIP = ("Comma-separated subset of prompt_adherence, realism, consistency, identity. consistency and "
+                    "identity compare with the reference image (connect one where the verifier is used).")
+
+
+def _check_aspects(aspects: str) -> bool | str:
+    from ..verifiers.rubric import parse_aspects
+
+    try:
+        parse_aspects(aspects)
+    except VerifierError as e:
+        return str(e)
+    return True
+
+
+class LoadVLMJudgeVerifier(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="EACPS_LoadVLMJudgeVerifier",
+            display_name="Load VLM Judge Verifier (EACPS)",
+            category=CATEGORY,
+            description="A local vision-language model (e.g. Qwen2.5-VL / Qwen3-VL) rates each aspect 0-9; the "
+                        "score is the expected digit under the model's probabilities (one forward pass per "
+                        "image and aspect, no text parsing), mapped to 0..10.",
+            inputs=[
+                io.Combo.Input("model_folder", options=management.options_or_hint(
+                    management.hf_folders(), "Qwen2.5-VL-3B-Instruct"),
+                    tooltip="transformers VLM folder (with processor files) in models/verifiers."),
+                io.String.Input("aspects", default="prompt_adherence, realism", tooltip=_ASPECTS_TOOLTIP),
+                io.Int.Input("max_batch", default=4, min=1, max=64,
+                             tooltip="Images per forward pass (VRAM vs speed)."),
+            ],
+            outputs=[Verifier.Output()],
+        )
+
+    @classmethod
+    def validate_inputs(cls, model_folder, aspects):
+        from ..verifiers.vlm_judge import SOURCE
+
+        return _first_error(_check_aspects(aspects), _check_folder(model_folder, "VLM judge", SOURCE))
+
+    @classmethod
+    def execute(cls, model_folder, aspects, max_batch) -> io.NodeOutput:
+        from ..verifiers.vlm_judge import SOURCE, VLMJudgeVerifier
+
+        folder = management.resolve_folder(model_folder, "VLM judge", SOURCE)
+        return io.NodeOutput(VLMJudgeVerifier(folder, model_folder, aspects, max_batch))
+
+
+class LoadAPIJudgeVerifier(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="EACPS_LoadAPIJudgeVerifier",
+            display_name="Load API Judge Verifier (EACPS)",
+            category=CATEGORY,
+            description="Any OpenAI-compatible chat-completions endpoint rates each aspect 0..10 as JSON. The API "
+                        "key is read from the environment variable you name; it is never stored in the workflow.",
+            inputs=[
+                io.String.Input("base_url", default="http://127.0.0.1:8000/v1",
+                                tooltip="Endpoint base URL; /chat/completions is appended."),
+                io.String.Input("model", default="gpt-4o-mini", tooltip="Model name sent to the endpoint."),
+                io.String.Input("api_key_env", default="OPENAI_API_KEY",
+                                tooltip="NAME of the environment variable holding the key (empty: no key)."),
+                io.String.Input("aspects", default="prompt_adherence, realism", tooltip=_ASPECTS_TOOLTIP),
+                io.Float.Input("timeout_s", default=60.0, min=0.1, max=600.0, step=0.1,
+                               tooltip="Seconds to wait for one answer."),
+                io.Int.Input("max_retries", default=4, min=0, max=10,
+                             tooltip="Retries on HTTP 429/5xx and timeouts, with exponential backoff."),
+                io.Float.Input("backoff_s", default=1.0, min=0.0, max=60.0, step=0.01,
+                               tooltip="First retry delay; doubles each retry (Retry-After wins)."),
+                io.Int.Input("concurrency", default=4, min=1, max=32, tooltip="Requests in flight at once."),
+            ],
+            outputs=[Verifier.Output()],
+        )
+
+    @classmethod
+    def validate_inputs(cls, api_key_env, aspects):
+        import os
+
+        if api_key_env.strip() and not os.environ.get(api_key_env.strip()):
+            return (f"API judge: the environment variable {api_key_env.strip()} is not set in ComfyUI's "
+                    "environment; set it before starting ComfyUI, or leave api_key_env empty for no key")
+        return _check_aspects(aspects)
+
+    @classmethod
+    def execute(cls, base_url, model, api_key_env, aspects, timeout_s, max_retries, backoff_s,
+                concurrency) -> io.NodeOutput:
+        from ..verifiers.api_judge import APIJudgeVerifier
+
+        return io.NodeOutput(APIJudgeVerifier(base_url, model, api_key_env, aspects, timeout_s, max_retries,
+                                              backoff_s, concurrency))
+
+
+class LoadPickScoreVerifier(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="EACPS_LoadPickScoreVerifier",
+            display_name="Load PickScore Verifier (EACPS)",
+            category=CATEGORY,
+            description="PickScore_v1 (human preference, Pick-a-Pic): logit_scale*cos(image, prompt), "
+                        "16..24 mapped to 0..10.",
+            inputs=[
+                io.Combo.Input("model_folder", options=management.options_or_hint(
+                    management.hf_folders(), "PickScore_v1"),
+                    tooltip="transformers CLIP folder with processor files in models/verifiers."),
+            ],
+            outputs=[Verifier.Output()],
+        )
+
+    @classmethod
+    def validate_inputs(cls, model_folder):
+        from ..verifiers.pickscore import SOURCE
+
+        return _check_folder(model_folder, "PickScore verifier", SOURCE)
+
+    @classmethod
+    def execute(cls, model_folder) -> io.NodeOutput:
+        from ..verifiers.pickscore import SOURCE, PickScoreVerifier
+
+        folder = management.resolve_folder(model_folder, "PickScore verifier", SOURCE)
+        return io.NodeOutput(PickScoreVerifier(folder, model_folder))
+
+
+class LoadHPSv2Verifier(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        from ..verifiers.hpsv2 import DEFAULT_FILE
+
+        return io.Schema(
+            node_id="EACPS_LoadHPSv2Verifier",
+            display_name="Load HPSv2 Verifier (EACPS)",
+            category=CATEGORY,
+            description="Human Preference Score v2/v2.1: cos(image, prompt) of the HPS-tuned open_clip ViT-H-14, "
+                        "0.15..0.35 mapped to 0..10.",
+            inputs=[
+                io.Combo.Input("arch", options=_arch_options("ViT-H-14"), default="ViT-H-14",
+                               tooltip="HPS v2/v2.1 are open_clip ViT-H-14."),
+                io.Combo.Input("weights", options=management.options_or_hint(management.weight_files(), DEFAULT_FILE),
+                               tooltip=f"{DEFAULT_FILE} in models/verifiers."),
+                io.Boolean.Input("download", default=False,
+                                 tooltip="If the file is missing, download it from the Hugging Face repo xswu/HPSv2 "
+                                         "into models/verifiers (off: never touch the network)."),
+            ],
+            outputs=[Verifier.Output()],
+        )
+
+    @classmethod
+    def validate_inputs(cls, arch, weights, download):
+        from ..verifiers.hpsv2 import SOURCE
+
+        return True if download else _check_file(weights, "HPSv2 verifier", SOURCE)
+
+    @classmethod
+    def execute(cls, arch, weights, download) -> io.NodeOutput:
+        from ..verifiers.hpsv2 import REPO, SOURCE, HPSv2Verifier
+
+        if download and management.get_file_or_none(weights) is None:
+            management.download_file(REPO, weights, "HPSv2 verifier")
+        path = management.resolve_file(weights, "HPSv2 verifier", SOURCE)
+        return io.NodeOutput(HPSv2Verifier(arch, path, weights))
+
+
+class LoadImageRewardVerifier(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="EACPS_LoadImageRewardVerifier",
+            display_name="Load ImageReward Verifier (EACPS)",
+            category=CATEGORY,
+            description="ImageReward (BLIP reward model, prompt alignment + quality): its z-score, -2..2 mapped "
+                        "to 0..10. Runs on transformers' BLIP; the image-reward package is not needed.",
+            inputs=[
+                io.Combo.Input("model_folder", options=management.options_or_hint(
+                    management.hf_folders(), "ImageReward"),
+                    tooltip="Folder in models/verifiers with ImageReward.pt plus the BLIP config.json and "
+                            "tokenizer files (Salesforce/blip-itm-large-coco)."),
+                io.String.Input("checkpoint", default="ImageReward.pt",
+                                tooltip="Checkpoint file name inside the folder."),
+                io.Boolean.Input("download", default=False,
+                                 tooltip="If the checkpoint is missing, download it from THUDM/ImageReward "
+                                         "(off: never touch the network)."),
+            ],
+            outputs=[Verifier.Output()],
+        )
+
+    @classmethod
+    def validate_inputs(cls, model_folder, checkpoint, download):
+        import os
+
+        from ..verifiers.imagereward import SOURCE
+
+        found = _check_folder(model_folder, "ImageReward verifier", SOURCE)
+        if found is not True or download:
+            return found
+        folder = management.resolve_folder(model_folder, "ImageReward verifier", SOURCE)
+        if not os.path.isfile(os.path.join(folder, checkpoint)):
+            return management.missing_message("ImageReward verifier", f"{model_folder}/{checkpoint}", SOURCE)
+        return True
+
+    @classmethod
+    def execute(cls, model_folder, checkpoint, download) -> io.NodeOutput:
+        import os
+
+        from ..verifiers.imagereward import REPO, SOURCE, ImageRewardVerifier
+
+        folder = management.resolve_folder(model_folder, "ImageReward verifier", SOURCE)
+        if download and not os.path.isfile(os.path.join(folder, checkpoint)):
+            management.download_file(REPO, checkpoint, "ImageReward verifier", target=folder)
+        return io.NodeOutput(ImageRewardVerifier(folder, model_folder, checkpoint))
+
+
+NODES = [LoadClipScoreVerifier, LoadImageRewardVerifier, LoadPickScoreVerifier, LoadHPSv2Verifier, LoadAestheticVerifier, LoadPreservationVerifier, LoadVLMJudgeVerifier,
+         LoadAPIJudgeVerifier]

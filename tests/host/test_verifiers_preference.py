@@ -1,0 +1,65 @@
+"""Preference verifiers (PickScore, HPSv2, ImageReward): tiny real-format models loaded through
+their loader nodes inside a real ComfyUI prompt, then scored."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from verifier_checks import check_verifier, load_verifier, make_images
+from verifier_models import TINY_CLIP
+
+from harness.inprocess import PromptInvalid
+
+pytestmark = pytest.mark.host
+
+
+def test_pickscore(comfy, captured, preference_files):
+    v = load_verifier(comfy, captured, "EACPS_LoadPickScoreVerifier", {"model_folder": "tiny_pickscore"})
+    assert v.aspects == ("pickscore",) and v.identity == "pickscore:tiny_pickscore"
+    result = check_verifier(v, make_images(5), "a red apple")
+    expected = ((result.raw["pickscore"] - 16) / 8 * 10).clamp(0, 10)
+    assert torch.allclose(result.scores["pickscore"], expected)
+    assert result.raw["pickscore"].abs().max() <= 100 + 1e-6  # logit_scale.exp() * cos
+
+
+def test_hpsv2(comfy, captured, preference_files):
+    v = load_verifier(comfy, captured, "EACPS_LoadHPSv2Verifier",
+                      {"arch": TINY_CLIP, "weights": "tiny_hps.pt", "download": False})
+    assert v.aspects == ("hpsv2",)
+    result = check_verifier(v, make_images(5), "a red apple")
+    assert (result.raw["hpsv2"].abs() <= 1 + 1e-6).all()
+    expected = ((result.raw["hpsv2"] - 0.15) / 0.2 * 10).clamp(0, 10)
+    assert torch.allclose(result.scores["hpsv2"], expected)
+
+
+def test_hpsv2_missing_file_error(comfy, preference_files):
+    with pytest.raises(PromptInvalid) as info:
+        comfy.run({
+            "load": {"class_type": "EACPS_LoadHPSv2Verifier",
+                     "inputs": {"arch": "ViT-H-14", "weights": "HPS_v2.1_compressed.pt", "download": False}},
+            "cap": {"class_type": "EACPSTest_Capture", "inputs": {"value": ["load", 0], "key": "x"}},
+        })
+    text = str(info.value.details)
+    assert "HPS_v2.1_compressed.pt" in text and "models/verifiers" in text and "xswu/HPSv2" in text
+
+
+def test_imagereward(comfy, captured, preference_files):
+    v = load_verifier(comfy, captured, "EACPS_LoadImageRewardVerifier",
+                      {"model_folder": "tiny_imagereward", "checkpoint": "ImageReward.pt", "download": False})
+    assert v.aspects == ("imagereward",) and v.identity == "imagereward:tiny_imagereward:ImageReward.pt"
+    result = check_verifier(v, make_images(5), "a red apple")
+    expected = ((result.raw["imagereward"] + 2) / 4 * 10).clamp(0, 10)
+    assert torch.allclose(result.scores["imagereward"], expected)
+    other_prompt = v.score(make_images(5), "make it table")
+    assert not torch.allclose(other_prompt.raw["imagereward"], result.raw["imagereward"])  # text is used
+
+
+def test_imagereward_missing_checkpoint_error(comfy, preference_files):
+    with pytest.raises(PromptInvalid) as info:
+        comfy.run({
+            "load": {"class_type": "EACPS_LoadImageRewardVerifier",
+                     "inputs": {"model_folder": "tiny_imagereward", "checkpoint": "nope.pt", "download": False}},
+            "cap": {"class_type": "EACPSTest_Capture", "inputs": {"value": ["load", 0], "key": "x"}},
+        })
+    text = str(info.value.details)
+    assert "tiny_imagereward/nope.pt" in text and "models/verifiers" in text and "THUDM/ImageReward" in text

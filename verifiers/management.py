@@ -1,0 +1,284 @@
+"""The one module of verifiers/ that talks to ComfyUI: model folders, model management, devices.
+
+- Folders: ``folder_paths`` key ``verifiers`` -> ``models/verifiers`` with explicit extensions.
+  Single-file weights (open_clip state dicts, aesthetic heads, HPS, ImageReward) are listed by
+  :func:`weight_files`; HF-format model folders (a sub-folder holding ``config.json``: PickScore,
+  DINOv2, a VLM judge, the ImageReward BLIP config/tokenizer) by :func:`hf_folders`.
+- Model management: every verifier torch module sits in a ``ModelPatcher``; :meth:`Managed.load`
+  calls ``comfy.model_management.load_models_gpu`` before each scoring pass, so the diffusion
+  model and the verifier take turns in VRAM (the pattern of ``comfy/clip_vision.py``).
+- Cache: loaded models are kept per resolved file + options (:func:`cached`), not per node.
+
+Every other verifiers/*.py module imports ComfyUI only through this one; they stay importable
+(and their math testable) without a running ComfyUI as long as they do not call in here.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .base import VerifierError
+
+FOLDER_KEY = "verifiers"
+EXTENSIONS = {".safetensors", ".pt", ".pth", ".bin"}
+HF_MARKER = "config.json"
+
+_CACHE: dict[tuple, Any] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _folder_paths():
+    import folder_paths
+
+    return folder_paths
+
+
+def register_folders() -> None:
+    """Register ``models/verifiers`` under the key ``verifiers`` (idempotent; keeps user paths
+    added through extra_model_paths.yaml)."""
+    fp = _folder_paths()
+    default = os.path.join(fp.models_dir, FOLDER_KEY)
+    if FOLDER_KEY in fp.folder_names_and_paths:
+        paths, exts = fp.folder_names_and_paths[FOLDER_KEY]
+        if default not in paths:
+            paths.insert(0, default)
+        fp.folder_names_and_paths[FOLDER_KEY] = (paths, set(exts) | EXTENSIONS)
+    else:
+        fp.folder_names_and_paths[FOLDER_KEY] = ([default], set(EXTENSIONS))
+
+
+def folders() -> list[str]:
+    register_folders()
+    return list(_folder_paths().get_folder_paths(FOLDER_KEY))
+
+
+def default_folder() -> str:
+    return folders()[0]
+
+
+def _hf_roots() -> list[tuple[str, str]]:
+    """(root, relative folder) of every HF-format model folder under the verifier folders."""
+    found = []
+    for root in folders():
+        if not os.path.isdir(root):
+            continue
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            rel = os.path.relpath(dirpath, root)
+            if rel != "." and HF_MARKER in filenames:
+                found.append((root, rel.replace(os.sep, "/")))
+                dirnames[:] = []  # a model folder's own sub-folders are not models
+            elif rel.count(os.sep) >= 3:
+                dirnames[:] = []
+    return found
+
+
+def hf_folders() -> list[str]:
+    """HF-format model folders (relative to models/verifiers), e.g. ``PickScore_v1``."""
+    return sorted({rel for _, rel in _hf_roots()})
+
+
+def weight_files() -> list[str]:
+    """Single weight files under models/verifiers, leaving out the insides of HF folders."""
+    register_folders()
+    inside = [rel + "/" for _, rel in _hf_roots()]
+    files = _folder_paths().get_filename_list(FOLDER_KEY)
+    return [f for f in files if not any(f.replace(os.sep, "/").startswith(p) for p in inside)]
+
+
+def options_or_hint(found: list[str], default: str) -> list[str]:
+    """Combo options: the files found, or the expected default name so the user sees what to put
+    where (the node's validate_inputs then explains the missing file)."""
+    return found if found else [default]
+
+
+def missing_message(what: str, name: str, source: str, folder: bool = False) -> str:
+    thing = "folder" if folder else "file"
+    return (
+        f"{what}: {thing} '{name}' not found. Put it in {os.path.join(default_folder(), '')} "
+        f"(ComfyUI's models/{FOLDER_KEY}/ folder{', as a sub-folder' if folder else ''}). "
+        f"Where to get it: {source}"
+    )
+
+
+def get_file_or_none(name: str) -> str | None:
+    path = _folder_paths().get_full_path(FOLDER_KEY, name) if name else None
+    return path if path and os.path.isfile(path) else None
+
+
+def resolve_file(name: str, what: str, source: str) -> str:
+    if not name or not name.strip():
+        raise VerifierError(f"{what}: no weights file chosen. {missing_message(what, '<none>', source)}")
+    path = _folder_paths().get_full_path(FOLDER_KEY, name) if name else None
+    if path is None or not os.path.isfile(path):
+        raise VerifierError(missing_message(what, name, source))
+    return os.path.realpath(path)
+
+
+def resolve_folder(name: str, what: str, source: str) -> str:
+    for root in folders():
+        path = os.path.join(root, name)
+        if name and os.path.isfile(os.path.join(path, HF_MARKER)):
+            return os.path.realpath(path)
+    raise VerifierError(missing_message(what, name or "<none>", source, folder=True))
+
+
+def download_file(repo_id: str, filename: str, what: str, target: str | None = None) -> str:
+    """Opt-in download (the loader's ``download`` switch) of one file into models/verifiers."""
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError as e:
+        raise VerifierError(f"{what}: downloading needs the huggingface_hub package ({e})") from e
+    try:
+        return hf_hub_download(repo_id=repo_id, filename=filename, local_dir=target or default_folder())
+    except Exception as e:  # offline, no such repo, no permission ...
+        raise VerifierError(
+            f"{what}: could not download '{filename}' from the Hugging Face repo '{repo_id}': {e}. "
+            f"Download it yourself into {target or default_folder()}"
+        ) from e
+
+
+def download_folder(repo_id: str, name: str, what: str) -> str:
+    """Opt-in download of a whole HF model repo into models/verifiers/<name>."""
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError as e:
+        raise VerifierError(f"{what}: downloading needs the huggingface_hub package ({e})") from e
+    target = os.path.join(default_folder(), name)
+    try:
+        snapshot_download(repo_id=repo_id, local_dir=target)
+    except Exception as e:
+        raise VerifierError(
+            f"{what}: could not download the Hugging Face repo '{repo_id}' into {target}: {e}"
+        ) from e
+    return target
+
+
+# ---------------------------------------------------------------- devices, dtypes, model patchers
+
+
+def load_device() -> torch.device:
+    import comfy.model_management as mm
+
+    return mm.get_torch_device()
+
+
+def offload_device() -> torch.device:
+    import comfy.model_management as mm
+
+    return mm.text_encoder_offload_device()
+
+
+def compute_dtype(device: torch.device | None = None, prefer: torch.dtype | None = None) -> torch.dtype:
+    """float32 on the CPU; on an accelerator the text-encoder dtype ComfyUI picks (fp16/bf16),
+    or ``prefer`` when given. fp8 is never used for scoring."""
+    import comfy.model_management as mm
+
+    device = device or load_device()
+    if mm.is_device_cpu(device):
+        return torch.float32
+    if prefer is not None:
+        return prefer
+    dtype = mm.text_encoder_dtype(device)
+    if dtype not in (torch.float16, torch.bfloat16, torch.float32):
+        dtype = torch.float16
+    return dtype
+
+
+def intermediate_device() -> torch.device:
+    import comfy.model_management as mm
+
+    return mm.intermediate_device()
+
+
+def to_cpu(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().to("cpu", torch.float64)
+
+
+class Holder(torch.nn.Module):
+    """What the ModelPatcher holds. ModelPatcher sets attributes such as ``device`` on its model,
+    which transformers models expose as read-only properties; a plain container takes them."""
+
+    def __init__(self, inner: torch.nn.Module):
+        super().__init__()
+        self.inner = inner
+
+
+@dataclass
+class Managed:
+    """A verifier torch module under ComfyUI model management."""
+
+    module: torch.nn.Module
+    patcher: Any
+    device: torch.device
+    dtype: torch.dtype
+
+    def load(self) -> torch.nn.Module:
+        """Make ComfyUI load the module onto its device (evicting others if VRAM is short)."""
+        import comfy.model_management as mm
+
+        mm.throw_exception_if_processing_interrupted()
+        mm.load_models_gpu([self.patcher])
+        return self.module
+
+    @staticmethod
+    def load_all(managed: list[Managed]) -> None:
+        """Load several modules in one call, so ComfyUI fits them in VRAM together."""
+        import comfy.model_management as mm
+
+        mm.throw_exception_if_processing_interrupted()
+        mm.load_models_gpu([m.patcher for m in managed])
+
+
+def manage(module: torch.nn.Module, dtype: torch.dtype | None = None) -> Managed:
+    """Wrap ``module`` (built on the CPU) in a ModelPatcher. The weights are cast to the compute
+    dtype once; ComfyUI moves them between the offload and load devices."""
+    import comfy.model_patcher
+
+    device = load_device()
+    dtype = dtype or compute_dtype(device)
+    module = module.to(dtype=dtype).eval().requires_grad_(False)
+    patcher = comfy.model_patcher.ModelPatcher(Holder(module), load_device=device, offload_device=offload_device())
+    return Managed(module=module, patcher=patcher, device=device, dtype=dtype)
+
+
+def is_loaded(patcher: Any) -> bool:
+    """Whether ``patcher`` is among ComfyUI's currently loaded models."""
+    import comfy.model_management as mm
+
+    return any(lm.model is patcher for lm in mm.current_loaded_models)
+
+
+def cached(key: tuple, build: Callable[[], Any]) -> Any:
+    """One loaded model per key (resolved path, mtime and options), shared by all nodes."""
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = build()
+        return _CACHE[key]
+
+
+def file_key(path: str) -> tuple:
+    """What identifies a file's contents cheaply: its real path, size and mtime."""
+    st = os.stat(path)
+    return (os.path.realpath(path), st.st_size, st.st_mtime_ns)
+
+
+def folder_key(path: str) -> tuple:
+    entries = []
+    for name in sorted(os.listdir(path)):
+        full = os.path.join(path, name)
+        if os.path.isfile(full):
+            st = os.stat(full)
+            entries.append((name, st.st_size, st.st_mtime_ns))
+    return (os.path.realpath(path), tuple(entries))
+
+
+def clear_cache() -> None:
+    with _CACHE_LOCK:
+        _CACHE.clear()
