@@ -2,7 +2,9 @@
 
 from comfy_api.latest import ComfyExtension, io
 
-NODE_MODULES = ()
+from . import loaders, sampling, scoring, selection
+
+NODE_MODULES = (sampling, scoring, selection, loaders)
 
 
 class EACPSExtension(ComfyExtension):
