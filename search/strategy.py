@@ -7,7 +7,7 @@ scores them (batched, with progress and Cancel), and tells the results back.
 - ``select_elites``: top M by potential, ties broken by the lower candidate id.
 - ``LocalRefinement``: K_local children per elite with a mode and a strength; round r uses the
   radius strength * anneal^(r - 1). Child seeds come from the injected RNG (seed_offset: the
-  paper's elite seed + j, skipping seeds already in the pool).
+  paper's elite seed + j); a seed the pool already uses is skipped in every mode.
 - ``EACPS``: the whole two-stage search with G refinement generations as one ask/tell object.
   Budget N = K_global + G * M * K_local.
 """
@@ -129,8 +129,10 @@ class LocalRefinement:
                         s = (elite.seed + j) % (SEED_MAX + 1)
                         if s not in used:
                             break
-                else:
+                else:  # a fresh seed, never one the pool already uses (that noise is another candidate's)
                     s = int(self.rng.integers(0, CHILD_SEED_RANGE))
+                    while s in used:
+                        s = int(self.rng.integers(0, CHILD_SEED_RANGE))
                 used.add(s)
                 recipe = NoiseRecipe(seed=s, mode=self.mode, strength=strength if self.mode != "seed_offset" else 0.0,
                                      parent=elite.recipe)
