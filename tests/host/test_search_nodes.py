@@ -191,10 +191,9 @@ def test_bad_pool_dependent_inputs_fail_before_the_next_sampling(comfy, node, fi
     p[node]["inputs"][field] = value
     result = comfy.run(p, expect_success=False)
     assert not result.success and match in result.error(), result.error()
-    executed = [d.get("node") for kind, d in result.events if kind == "executed"] + [
-        d.get("node") for kind, d in result.events if kind == "executing"
-    ]
-    assert "global" in executed and "local" not in executed
+    error = next(d for kind, d in result.status_messages if kind == "execution_error")
+    assert error["node_id"] == node
+    assert "local" not in error["executed"]  # the refinement never sampled
 
 
 def node_class(comfy, node_id):
