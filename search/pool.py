@@ -66,6 +66,7 @@ class VerifierInfo:
 class Selection:
     pool_id: str
     ids: tuple[int, ...]  # best first
+    size: int  # how many candidates the pool had when the elites were chosen
 
 
 @dataclass(frozen=True)
@@ -202,4 +203,4 @@ class Pool:
     def with_elites(self, ids: tuple[int, ...]) -> Pool:
         chosen = set(ids)
         cands = tuple(replace(c, elite=c.id in chosen) for c in self.candidates)
-        return replace(self, candidates=cands, selection=Selection(self.pool_id, tuple(ids)))
+        return replace(self, candidates=cands, selection=Selection(self.pool_id, tuple(ids), len(self.candidates)))

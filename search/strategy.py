@@ -115,6 +115,11 @@ class LocalRefinement:
             )
         for cid in sel.ids:
             pool.get(cid)
+        if sel.size != len(pool):
+            raise SearchError(
+                f"the elites were chosen among the first {sel.size} candidates, but the pool now has "
+                f"{len(pool)}: score the new candidates and run EliteSelect again before LocalSeedRefine"
+            )
         round_index = len(pool.rounds) + 1
         strength = self.radius(round_index)
         used = {c.seed for c in pool.candidates}

@@ -195,3 +195,13 @@ def test_pool_is_immutable_and_keeps_its_id():
     assert [c.elite for c in marked.candidates] == [False, False, True]
     with pytest.raises(AttributeError):
         marked.k_global = 3
+
+
+def test_stale_elites_are_refused():
+    pool = pool_with([1.0, 3.0, 2.0])
+    pool = pool.with_elites(select_elites(pool, 1))
+    refine = LocalRefinement(2, "slerp", 0.5, 0.5, rng())
+    props, round_ = refine.ask(pool)
+    grown = pool.add(to_candidates(pool, props, potential=[0.0, 0.0]), round_)
+    with pytest.raises(SearchError, match="run EliteSelect again"):
+        refine.ask(grown)
