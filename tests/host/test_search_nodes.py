@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import math
 import sys
 
 import pytest
@@ -248,3 +249,39 @@ def test_scores_are_cached_per_verifier(comfy, captured):
     assert again is pool  # same verifier identity and prompt: nothing to score
     other_prompt = score.execute(pool, verifier, "y").result[0]
     assert other_prompt is not pool and other_prompt.verifier(verifier.identity).context != pool.verifier(verifier.identity).context
+
+
+def test_noise_output_reproduces_the_winner_with_an_ancestral_sampler(comfy, captured):
+    p = two_stage_prompt(seed=6, sampler_name="euler_ancestral", max_sub_batch=8)
+    p.update(custom_advanced_nodes(["elite2", 3], sampler_name="euler_ancestral"))
+    p["cap_sca"] = capture(["sca", 0], "sca")
+    comfy.run(p)
+    pool = captured["pool"]
+    assert {dict(c.timings)["sub_batch"] for c in pool.candidates} == {1.0}
+    report = json.loads(captured["report"])
+    assert report["setup"]["sub_batch_used"] == 1 and report["setup"]["max_sub_batch"] == 8
+    torch.testing.assert_close(captured["sca"]["samples"], captured["latent"]["samples"], atol=ATOL, rtol=0)
+
+
+def test_a_second_refinement_generation_anneals_the_radius(comfy, captured):
+    p = two_stage_prompt(seed=8, captures=False)
+    p.update({
+        "local2": {"class_type": "EACPS_LocalSeedRefine",
+                   "inputs": {"candidates": ["elite2", 0], "k_local": 2, "mode": "sphere", "strength": 0.6,
+                              "anneal": 0.5}},
+        "score3": {"class_type": "EACPS_VerifierScore",
+                   "inputs": {"candidates": ["local2", 0], "verifier": ["verifier", 0], "prompt": "a red apple"}},
+        "pot3": {"class_type": "EACPS_WeightedPotential",
+                 "inputs": {"candidates": ["score3", 0], "weights": "sharpness=1.0\nexposure=1.0"}},
+        "elite3": {"class_type": "EACPS_EliteSelect", "inputs": {"candidates": ["pot3", 0], "m": 1}},
+        "cap_report": capture(["elite3", 5], "report"),
+    })
+    comfy.run(p)
+    report = json.loads(captured["report"])
+    budget = report["budget"]
+    assert budget["N"] == 22 and budget["formula"] == "8 + 3*4 + 1*2 = 22" and budget["generations"] == 2
+    assert budget["rounds"][1]["strength"] == pytest.approx(0.3)
+    gen2 = report["candidates"][20:]
+    assert [c["generation"] for c in gen2] == [2, 2]
+    assert all(c["parent"] == budget["rounds"][1]["elites"][0] for c in gen2)
+    assert all(c["recipe"]["lam"] == pytest.approx(math.cos(0.3 * math.pi / 2)) for c in gen2)
