@@ -2,9 +2,9 @@
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import verifier_loaders
+from . import loaders, sampling, scoring, selection
 
-NODE_MODULES = (verifier_loaders,)
+NODE_MODULES = (sampling, scoring, selection, loaders)
 
 
 class EACPSExtension(ComfyExtension):

@@ -1,4 +1,4 @@
-"""Loader nodes, one per verifier kind: pick weights from models/verifiers, output an
+"""Loader nodes, one per verifier kind (the technical one needs no weights): pick weights from models/verifiers, output an
 EACPS_VERIFIER. All logic lives in eacps.verifiers; these only adapt inputs.
 
 Combo inputs list the files/folders found, but are also named in ``validate_inputs`` so ComfyUI
@@ -12,6 +12,7 @@ from comfy_api.latest import io
 
 from ..verifiers import management
 from ..verifiers.base import VerifierError
+from ..verifiers.technical import TechnicalQualityVerifier
 from .types import Verifier
 
 management.register_folders()
@@ -391,5 +392,31 @@ class LoadImageRewardVerifier(io.ComfyNode):
         return io.NodeOutput(ImageRewardVerifier(folder, model_folder, checkpoint))
 
 
-NODES = [LoadClipScoreVerifier, LoadImageRewardVerifier, LoadPickScoreVerifier, LoadHPSv2Verifier, LoadAestheticVerifier, LoadPreservationVerifier, LoadVLMJudgeVerifier,
+class LoadTechnicalVerifier(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="EACPS_LoadTechnicalVerifier",
+            display_name="EACPS Load Technical Verifier",
+            category=CATEGORY,
+            description=(
+                "Technical image quality without a model: 'sharpness' (log variance of the Laplacian, "
+                "-5 -> 0 and -1 -> 10) and 'exposure' (unclipped fraction x mid-grey balance, 0..1 -> 0..10). "
+                "Pure noise counts as sharp: pair it with a content verifier."
+            ),
+            inputs=[
+                io.Int.Input("size", default=512, min=0, max=8192,
+                             tooltip="Longer side the image is resized to before measuring (0: native), so "
+                                     "scores compare across resolutions."),
+            ],
+            outputs=[Verifier.Output(display_name="verifier", tooltip="The verifier, for EACPS Verifier Score.")],
+        )
+
+    @classmethod
+    def execute(cls, size) -> io.NodeOutput:
+        return io.NodeOutput(TechnicalQualityVerifier(size=int(size)))
+
+
+
+NODES = [LoadTechnicalVerifier, LoadClipScoreVerifier, LoadImageRewardVerifier, LoadPickScoreVerifier, LoadHPSv2Verifier, LoadAestheticVerifier, LoadPreservationVerifier, LoadVLMJudgeVerifier,
          LoadAPIJudgeVerifier]

@@ -1,0 +1,310 @@
+"""Stage 1 and stage 2 sampling nodes, and the batched sampling engine they share.
+
+The engine runs candidates through ComfyUI's own ``comfy.sample.sample`` (the KSampler path) in
+sub-batches, each candidate with its own recipe's noise stacked into the batch, and decodes each
+sub-batch with the given VAE. One ProgressBar covers candidates x steps; the sampler callback sends
+previews and checks Cancel at every step.
+
+Batch independence: deterministic samplers (``BATCH_SAFE_SAMPLERS``) run in sub-batches of up to
+``max_sub_batch``; their results equal the one-at-a-time results within float tolerance. Every
+other sampler (ancestral, SDE, ddpm, lcm, adaptive-step, ...) draws per-step noise from one
+generator over the whole batch, so it runs one candidate per call with ``seed`` = the candidate's
+seed: exactly what a stock KSampler (plain seeds) or SamplerCustomAdvanced with our NOISE output
+(any candidate) does on a batch-1 latent.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import comfy.model_management
+import comfy.sample
+import comfy.samplers
+import comfy.utils
+import latent_preview
+import numpy as np
+import torch
+from comfy_api.latest import io
+
+from ..search.noise import NoiseRecipe, make_noise
+from ..search.pool import Pool, Round, SearchError
+from ..search.strategy import (
+    GlobalExploration,
+    LocalRefinement,
+    check_anneal,
+    check_count,
+    check_mode,
+    check_seed,
+    check_strength,
+    to_candidates,
+)
+from .types import Candidates
+
+BATCH_SAFE_SAMPLERS = frozenset({
+    "euler", "euler_cfg_pp", "heun", "heunpp2", "dpm_2", "lms", "dpmpp_2m", "dpmpp_2m_cfg_pp",
+    "ipndm", "ipndm_v", "deis", "res_multistep", "res_multistep_cfg_pp", "gradient_estimation",
+    "gradient_estimation_cfg_pp", "ddim", "uni_pc", "uni_pc_bh2",
+})
+
+
+@dataclass(frozen=True)
+class SamplingSetup:
+    """Everything stage 2 needs to sample exactly like stage 1."""
+
+    model: Any
+    positive: Any
+    negative: Any
+    latent: dict  # batch-1 template, channels fixed as the KSampler fixes them
+    seed: int
+    steps: int
+    cfg: float
+    sampler_name: str
+    scheduler: str
+    denoise: float
+    vae: Any
+    max_sub_batch: int
+
+    @property
+    def noise_shape(self) -> tuple[int, ...]:
+        return tuple(self.latent["samples"].shape)
+
+    @property
+    def sub_batch(self) -> int:
+        return self.max_sub_batch if self.sampler_name in BATCH_SAFE_SAMPLERS else 1
+
+    def describe(self) -> dict:
+        return {
+            "seed": self.seed, "steps": self.steps, "cfg": self.cfg, "sampler_name": self.sampler_name,
+            "scheduler": self.scheduler, "denoise": self.denoise, "latent_shape": list(self.noise_shape),
+            "max_sub_batch": self.max_sub_batch, "sub_batch_used": self.sub_batch,
+        }
+
+
+def prepare_latent(model, latent: dict) -> dict:
+    samples = latent["samples"]
+    if getattr(samples, "is_nested", False):
+        raise SearchError("nested (multi-part) latents are not supported; search one plain latent at a time")
+    if samples.shape[0] != 1:
+        raise SearchError(
+            f"the latent has a batch of {samples.shape[0]}: EACPS searches one image at a time. Use a "
+            "batch of 1 (e.g. Empty Latent Image with batch_size 1); K_global sets how many candidates run"
+        )
+    if "batch_index" in latent:
+        raise SearchError(
+            "the latent carries a batch_index (from Latent From Batch / Repeat Latent Batch), which changes "
+            "which noise a seed gives; connect a plain batch-1 latent instead"
+        )
+    out = {k: v for k, v in latent.items()}
+    out["samples"] = comfy.sample.fix_empty_latent_channels(model, samples)
+    return out
+
+
+def run_candidates(setup: SamplingSetup, recipes: list[NoiseRecipe]) -> list[dict]:
+    """Sample and decode every recipe. Returns per candidate: image [1,H,W,3], latent, timings."""
+    template = setup.latent["samples"]
+    shape, steps, b = setup.noise_shape, setup.steps, setup.sub_batch
+    total = len(recipes) * steps
+    pbar = comfy.utils.ProgressBar(total)
+    previewer = latent_preview.get_previewer(setup.model.load_device, setup.model.model.latent_format)
+    noise_mask = setup.latent.get("noise_mask")
+    results: list[dict] = []
+    done = 0
+    for start in range(0, len(recipes), b):
+        chunk = recipes[start:start + b]
+        n = len(chunk)
+        noise = torch.cat([make_noise(r, shape, template.dtype) for r in chunk])
+        latent_image = template.repeat((n,) + (1,) * (template.ndim - 1))
+
+        def callback(step, x0, x, total_steps, _done=done, _n=n):
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            preview = previewer.decode_latent_to_preview_image("JPEG", x0) if previewer else None
+            pbar.update_absolute(min(total, _done + (step + 1) * _n), total, preview)
+
+        t0 = time.perf_counter()
+        samples = comfy.sample.sample(
+            setup.model, noise, steps, setup.cfg, setup.sampler_name, setup.scheduler, setup.positive,
+            setup.negative, latent_image, denoise=setup.denoise, noise_mask=noise_mask, callback=callback,
+            disable_pbar=True, seed=chunk[0].seed,
+        )
+        t1 = time.perf_counter()
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        images = setup.vae.decode(samples)
+        if images.ndim == 5:
+            if images.shape[1] != 1:
+                raise SearchError(f"the VAE decoded {images.shape[1]} frames per candidate; EACPS searches single images")
+            images = images[:, 0]
+        images = images.to("cpu", torch.float32)
+        t2 = time.perf_counter()
+        samples = samples.to("cpu")
+        for i in range(n):
+            results.append({
+                "image": images[i:i + 1].clone(),
+                "latent": samples[i:i + 1].clone(),
+                "timings": (("sample", (t1 - t0) / n), ("decode", (t2 - t1) / n), ("sub_batch", float(n))),
+            })
+        done += n * steps
+        pbar.update_absolute(done, total)
+    return results
+
+
+def grow(pool: Pool, proposals, round_=None) -> Pool:
+    results = run_candidates(pool.setup, [p.recipe for p in proposals])
+    new = to_candidates(
+        pool, proposals,
+        image=[r["image"] for r in results], latent=[r["latent"] for r in results],
+        timings=[r["timings"] for r in results],
+    )
+    return pool.add(new, round_)
+
+
+def _message(check, *args) -> str | None:
+    try:
+        check(*args)
+    except SearchError as e:
+        return str(e)
+    return None
+
+
+def _first_error(*checks) -> bool | str:
+    for check in checks:
+        if check is None:
+            continue
+        msg = _message(*check)
+        if msg:
+            return msg
+    return True
+
+
+class SeedSearchGlobal(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="EACPS_SeedSearchGlobal",
+            display_name="EACPS Seed Search (global)",
+            category="EACPS",
+            description=(
+                "Stage 1 of EACPS: samples K_global candidates with the KSampler inputs and decodes them. "
+                "Candidate 0 uses your seed, so a stock KSampler with that seed gives candidate 0 exactly. "
+                "Deterministic samplers (euler, dpmpp_2m, ddim, uni_pc, ...) run in sub-batches of up to "
+                "max_sub_batch; ancestral/SDE and other noise-injecting samplers run one candidate at a time "
+                "so each result is independent of its batch. The latent must be a batch of 1."
+            ),
+            inputs=[
+                io.Model.Input("model", tooltip="The diffusion model, as for a KSampler."),
+                io.Conditioning.Input("positive", tooltip="Positive conditioning."),
+                io.Conditioning.Input("negative", tooltip="Negative conditioning."),
+                io.Latent.Input("latent_image", tooltip="The starting latent; batch of 1."),
+                io.Vae.Input("vae", tooltip="Decodes every candidate for the verifiers."),
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
+                             tooltip="Candidate 0's seed (the plain KSampler result); also seeds the search's RNG."),
+                io.Int.Input("k_global", default=8, min=1, max=4096,
+                             tooltip="K_global: number of global candidates (plain seeds)."),
+                io.Int.Input("steps", default=20, min=1, max=10000, tooltip="Sampling steps per candidate."),
+                io.Float.Input("cfg", default=8.0, min=0.0, max=100.0, step=0.1, round=0.01,
+                               tooltip="Classifier-free guidance scale."),
+                io.Combo.Input("sampler_name", options=comfy.samplers.KSampler.SAMPLERS, tooltip="Sampler."),
+                io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS, tooltip="Scheduler."),
+                io.Float.Input("denoise", default=1.0, min=0.0, max=1.0, step=0.01, tooltip="Denoise, as for a KSampler."),
+                io.Int.Input("max_sub_batch", default=8, min=1, max=4096,
+                             tooltip="Most candidates per sampler call (memory cap). Results do not depend on it."),
+            ],
+            outputs=[
+                Candidates.Output(display_name="candidates", tooltip="The candidate pool (carries the sampling setup)."),
+                io.Image.Output(display_name="images", tooltip="Every candidate's decoded image, in candidate order."),
+            ],
+        )
+
+    @classmethod
+    def validate_inputs(cls, seed, k_global, steps, max_sub_batch, denoise):
+        return _first_error(
+            None if seed is None else (check_seed, seed),
+            None if k_global is None else (check_count, "k_global", k_global, "the number of global candidates"),
+            None if steps is None else (check_count, "steps", steps, "the number of sampling steps"),
+            None if max_sub_batch is None else (check_count, "max_sub_batch", max_sub_batch, "the sub-batch cap"),
+            None if denoise is None else (_check_denoise, denoise),
+        )
+
+    @classmethod
+    def execute(cls, model, positive, negative, latent_image, vae, seed, k_global, steps, cfg, sampler_name,
+                scheduler, denoise, max_sub_batch) -> io.NodeOutput:
+        check = cls.validate_inputs(seed, k_global, steps, max_sub_batch, denoise)
+        if check is not True:
+            raise SearchError(check)
+        setup = SamplingSetup(
+            model=model, positive=positive, negative=negative, latent=prepare_latent(model, latent_image),
+            seed=int(seed), steps=int(steps), cfg=float(cfg), sampler_name=sampler_name, scheduler=scheduler,
+            denoise=float(denoise), vae=vae, max_sub_batch=int(max_sub_batch),
+        )
+        strategy = GlobalExploration(k_global, seed, np.random.default_rng([int(seed), 0]))
+        pool = grow(Pool(setup=setup, k_global=int(k_global)), strategy.ask())
+        return io.NodeOutput(pool, torch.cat([c.image for c in pool.candidates]))
+
+
+def _check_denoise(denoise) -> None:
+    if not (0.0 < float(denoise) <= 1.0):
+        raise SearchError(f"denoise = {denoise}: use a value in (0, 1] (0 would not sample at all)")
+
+
+class LocalSeedRefine(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="EACPS_LocalSeedRefine",
+            display_name="EACPS Local Seed Refine",
+            category="EACPS",
+            description=(
+                "Stage 2 of EACPS: K_local children around each elite of the pool (mark elites with "
+                "EliteSelect first), sampled with the pool's own sampling setup. Chain it again after "
+                "another Score -> Potential -> EliteSelect for more generations: round r uses the radius "
+                "strength * anneal^(r-1)."
+            ),
+            inputs=[
+                Candidates.Input("candidates", tooltip="A pool with elites marked by EliteSelect."),
+                io.Int.Input("k_local", default=4, min=1, max=4096, tooltip="K_local: children per elite."),
+                io.Combo.Input("mode", options=["slerp", "sphere", "seed_offset"], default="slerp",
+                               tooltip=(
+                                   "slerp: variation noise towards a new seed by 'strength'. sphere: a point at "
+                                   "exactly cos(strength*90deg) cosine from the elite, same norm. seed_offset: "
+                                   "the paper's elite_seed + j; adjacent seeds are independent noise, so this "
+                                   "is equivalent to fresh draws (strength unused)."
+                               )),
+                io.Float.Input("strength", default=0.6, min=0.0, max=1.0, step=0.01,
+                               tooltip="Neighbourhood radius in (0, 1]: 0.1 is very close (cosine ~0.99), 1 a "
+                                       "fresh direction. A loose 0.6 did best in our measurements."),
+                io.Float.Input("anneal", default=0.5, min=0.0, max=1.0, step=0.01,
+                               tooltip="Radius factor per extra refinement generation (1 keeps it constant)."),
+            ],
+            outputs=[
+                Candidates.Output(display_name="candidates", tooltip="The grown pool."),
+                io.Image.Output(display_name="images", tooltip="The new children's images, in candidate order."),
+            ],
+        )
+
+    @classmethod
+    def validate_inputs(cls, k_local, mode, strength, anneal):
+        return _first_error(
+            None if k_local is None else (check_count, "k_local", k_local, "the number of children per elite"),
+            None if mode is None else (check_mode, mode),
+            None if strength is None or mode == "seed_offset" else (check_strength, strength, mode or "slerp"),
+            None if anneal is None else (check_anneal, anneal),
+        )
+
+    @classmethod
+    def execute(cls, candidates, k_local, mode, strength, anneal) -> io.NodeOutput:
+        pool: Pool = candidates
+        check = cls.validate_inputs(k_local, mode, strength, anneal)
+        if check is not True:
+            raise SearchError(check)
+        round_index = len(pool.rounds) + 1
+        rng = np.random.default_rng([pool.setup.seed, round_index])
+        strategy = LocalRefinement(k_local, mode, strength if mode != "seed_offset" else 1.0, anneal, rng)
+        proposals, round_ = strategy.ask(pool)
+        if mode == "seed_offset":
+            round_ = Round(elites=round_.elites, k_local=round_.k_local, mode=mode, strength=0.0)
+        grown = grow(pool, proposals, round_)
+        return io.NodeOutput(grown, torch.cat([c.image for c in grown.candidates[len(pool):]]))
+
+
+NODES = (SeedSearchGlobal, LocalSeedRefine)

@@ -1,0 +1,107 @@
+"""EACPS_VerifierScore and EACPS_WeightedPotential: thin adapters over search/ and verifiers/."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import torch
+from comfy_api.latest import io
+
+from ..search.pool import Pool, SearchError, VerifierInfo
+from ..search.potential import compute_potentials, parse_weights
+from ..verifiers.base import Verifier
+from .types import Candidates
+from .types import Verifier as VerifierSocket
+
+
+def _context(verifier: Verifier, prompt: str, reference: torch.Tensor | None) -> str:
+    h = hashlib.sha256(prompt.encode())
+    if verifier.uses_reference and reference is not None:
+        ref = reference.detach().to("cpu", torch.float32).contiguous()
+        h.update(str(tuple(ref.shape)).encode())
+        h.update(ref.numpy().tobytes())
+    return h.hexdigest()
+
+
+class VerifierScore(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="EACPS_VerifierScore",
+            display_name="EACPS Verifier Score",
+            category="EACPS",
+            description=(
+                "Scores every candidate of the pool that this verifier has not scored yet (scores are cached "
+                "per candidate and verifier; a changed prompt or reference re-scores all). All unscored "
+                "images go to the verifier in one call. Each aspect is a score on [0, 10]."
+            ),
+            inputs=[
+                Candidates.Input("candidates", tooltip="The candidate pool."),
+                VerifierSocket.Input("verifier", tooltip="A loaded verifier (EACPS Load ... Verifier)."),
+                io.String.Input("prompt", multiline=True, default="",
+                                tooltip="The text the images should match (verifiers that ignore text ignore it)."),
+                io.Image.Input("reference", optional=True,
+                               tooltip="Reference image (edit input / identity source) for verifiers that use one."),
+            ],
+            outputs=[Candidates.Output(display_name="candidates", tooltip="The pool with this verifier's scores.")],
+        )
+
+    @classmethod
+    def execute(cls, candidates, verifier, prompt, reference=None) -> io.NodeOutput:
+        pool: Pool = candidates
+        if not isinstance(verifier, Verifier):
+            raise SearchError(f"'verifier' is a {type(verifier).__name__}, not an EACPS verifier")
+        context = _context(verifier, prompt, reference)
+        info = VerifierInfo(verifier.identity, verifier.kind, tuple(verifier.aspects), context)
+        old = pool.verifier(info.identity)
+        fresh = old is not None and old.context != context
+        todo = [c for c in pool.candidates if fresh or not c.scored_by(info.identity)]
+        if not todo:
+            return io.NodeOutput(pool)
+        images = torch.cat([c.image for c in todo])
+        t0 = time.perf_counter()
+        result = verifier.score(images, prompt, reference)
+        per = (time.perf_counter() - t0) / len(todo)
+        scores = {c.id: {a: float(result.scores[a][i]) for a in info.aspects} for i, c in enumerate(todo)}
+        return io.NodeOutput(pool.with_scores(info, scores, {c.id: per for c in todo}))
+
+
+class WeightedPotential(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="EACPS_WeightedPotential",
+            display_name="EACPS Weighted Potential",
+            category="EACPS",
+            description=(
+                "U = sum of weight * score over named scores (each on [0, 10]). Write name=weight pairs, one "
+                "per line or comma-separated ('realism=4.0, consistency=1.0' or 'clip_score: 1.0'). A score "
+                "name is the verifier's aspect, or '<kind>.<aspect>' when two verifiers share an aspect."
+            ),
+            inputs=[
+                Candidates.Input("candidates", tooltip="A scored pool."),
+                io.String.Input("weights", multiline=True, default="sharpness=1.0\nexposure=1.0",
+                                tooltip="name=weight pairs; weights >= 0, at least one > 0."),
+            ],
+            outputs=[Candidates.Output(display_name="candidates", tooltip="The pool with potentials.")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, weights):
+        if weights is None:
+            return True
+        try:
+            parse_weights(weights)
+        except SearchError as e:
+            return str(e)
+        return True
+
+    @classmethod
+    def execute(cls, candidates, weights) -> io.NodeOutput:
+        pool: Pool = candidates
+        w = parse_weights(weights)
+        return io.NodeOutput(pool.with_potentials(compute_potentials(pool, w), w))
+
+
+NODES = (VerifierScore, WeightedPotential)

@@ -1,0 +1,92 @@
+"""API-format prompt builders for EACPS graphs on the tiny test models (tests, demo, benchmarks).
+
+Node ids are fixed strings so tests can read outputs: "model", "pos", "neg", "latent", "vae",
+"global", "verifier", "score1", "pot1", "elite1", "local", "score2", "pot2", "elite2".
+"""
+
+from __future__ import annotations
+
+
+def base_nodes(width: int = 64, height: int = 64, batch_size: int = 1, text: str = "a red apple") -> dict:
+    return {
+        "model": {"class_type": "EACPSTest_TinyModel", "inputs": {"weights_seed": 0}},
+        "pos": {"class_type": "EACPSTest_TinyConditioning", "inputs": {"text": text}},
+        "neg": {"class_type": "EACPSTest_TinyConditioning", "inputs": {"text": ""}},
+        "latent": {"class_type": "EmptyLatentImage",
+                   "inputs": {"width": width, "height": height, "batch_size": batch_size}},
+        "vae": {"class_type": "EACPSTest_TinyVAE", "inputs": {"weights_seed": 0}},
+    }
+
+
+def sampler_settings(seed: int = 1, steps: int = 4, cfg: float = 5.0, sampler_name: str = "euler",
+                     scheduler: str = "normal", denoise: float = 1.0) -> dict:
+    return {"seed": seed, "steps": steps, "cfg": cfg, "sampler_name": sampler_name,
+            "scheduler": scheduler, "denoise": denoise}
+
+
+def global_node(k_global: int = 8, max_sub_batch: int = 8, **settings) -> dict:
+    return {
+        "class_type": "EACPS_SeedSearchGlobal",
+        "inputs": {
+            "model": ["model", 0], "positive": ["pos", 0], "negative": ["neg", 0],
+            "latent_image": ["latent", 0], "vae": ["vae", 0], "k_global": k_global,
+            "max_sub_batch": max_sub_batch, **sampler_settings(**settings),
+        },
+    }
+
+
+def capture(source: list, key: str) -> dict:
+    return {"class_type": "EACPSTest_Capture", "inputs": {"value": source, "key": key}}
+
+
+def two_stage_prompt(k_global: int = 8, m: int = 3, k_local: int = 4, mode: str = "slerp",
+                     strength: float = 0.6, anneal: float = 0.5, max_sub_batch: int = 8,
+                     weights: str = "sharpness=1.0\nexposure=1.0", prompt_text: str = "a red apple",
+                     captures: bool = True, **settings) -> dict:
+    """Global -> Score -> Potential -> Elite(M) -> Local(K_local) -> Score -> Potential -> Elite(1)."""
+    p = base_nodes(text=prompt_text)
+    p.update({
+        "global": global_node(k_global=k_global, max_sub_batch=max_sub_batch, **settings),
+        "verifier": {"class_type": "EACPS_LoadTechnicalVerifier", "inputs": {"size": 64}},
+        "score1": {"class_type": "EACPS_VerifierScore",
+                   "inputs": {"candidates": ["global", 0], "verifier": ["verifier", 0], "prompt": prompt_text}},
+        "pot1": {"class_type": "EACPS_WeightedPotential", "inputs": {"candidates": ["score1", 0], "weights": weights}},
+        "elite1": {"class_type": "EACPS_EliteSelect", "inputs": {"candidates": ["pot1", 0], "m": m}},
+        "local": {"class_type": "EACPS_LocalSeedRefine",
+                  "inputs": {"candidates": ["elite1", 0], "k_local": k_local, "mode": mode,
+                             "strength": strength, "anneal": anneal}},
+        "score2": {"class_type": "EACPS_VerifierScore",
+                   "inputs": {"candidates": ["local", 0], "verifier": ["verifier", 0], "prompt": prompt_text}},
+        "pot2": {"class_type": "EACPS_WeightedPotential", "inputs": {"candidates": ["score2", 0], "weights": weights}},
+        "elite2": {"class_type": "EACPS_EliteSelect", "inputs": {"candidates": ["pot2", 0], "m": 1}},
+        "save": {"class_type": "PreviewImage", "inputs": {"images": ["elite2", 1]}},
+    })
+    if captures:
+        p["cap_pool"] = capture(["elite2", 0], "pool")
+        p["cap_latent"] = capture(["elite2", 2], "latent")
+        p["cap_noise"] = capture(["elite2", 3], "noise")
+        p["cap_seed"] = capture(["elite2", 4], "seed")
+        p["cap_report"] = capture(["elite2", 5], "report")
+    return p
+
+
+def ksampler_node(seed: int, latent: list | None = None, **settings) -> dict:
+    s = sampler_settings(seed=seed, **settings)
+    return {"class_type": "KSampler",
+            "inputs": {"model": ["model", 0], "positive": ["pos", 0], "negative": ["neg", 0],
+                       "latent_image": latent or ["latent", 0], **s}}
+
+
+def custom_advanced_nodes(noise: list, steps: int = 4, cfg: float = 5.0, sampler_name: str = "euler",
+                          scheduler: str = "normal", denoise: float = 1.0) -> dict:
+    """Stock SamplerCustomAdvanced fed by ``noise`` (a NOISE link), same model/conditioning/latent."""
+    return {
+        "sca_guider": {"class_type": "CFGGuider",
+                       "inputs": {"model": ["model", 0], "positive": ["pos", 0], "negative": ["neg", 0], "cfg": cfg}},
+        "sca_sampler": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": sampler_name}},
+        "sca_sigmas": {"class_type": "BasicScheduler",
+                       "inputs": {"model": ["model", 0], "scheduler": scheduler, "steps": steps, "denoise": denoise}},
+        "sca": {"class_type": "SamplerCustomAdvanced",
+                "inputs": {"noise": noise, "guider": ["sca_guider", 0], "sampler": ["sca_sampler", 0],
+                           "sigmas": ["sca_sigmas", 0], "latent_image": ["latent", 0]}},
+    }
