@@ -7,9 +7,14 @@
 
 from __future__ import annotations
 
+import atexit
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,29 +26,59 @@ for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))  # for `harness`
 
-from harness.paths import PACK_FOLDER_NAME, REPO_ROOT, make_base_dir  # noqa: E402
+from harness.paths import PACK_FOLDER_NAME, make_base_dir  # noqa: E402
+
+# The ComfyUI base directory of the in-process host. Made now, because its path fixes the module
+# name under which ComfyUI imports the pack: ComfyUI names a custom node package after its folder
+# path (dots replaced by "_x_").
+COMFY_BASE = make_base_dir(Path(tempfile.mkdtemp(prefix="eacps_comfy_")))
+atexit.register(shutil.rmtree, COMFY_BASE, ignore_errors=True)
+COMFY_PACK_MODULE = str(COMFY_BASE / "custom_nodes" / PACK_FOLDER_NAME).replace(".", "_x_")
+
+
+class _AliasLoader(importlib.abc.Loader):
+    def __init__(self, target: str):
+        self.target = target
+
+    def create_module(self, spec):
+        return importlib.import_module(self.target)
+
+    def exec_module(self, module):
+        pass
+
+
+class _PackAlias(importlib.abc.MetaPathFinder):
+    """``import eacps.x`` gives the very module ComfyUI imports as ``<COMFY_PACK_MODULE>.x``, so
+    tests and the host share one copy of every class (isinstance checks, exception types)."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname.startswith(PACK_FOLDER_NAME + "."):
+            target = COMFY_PACK_MODULE + fullname[len(PACK_FOLDER_NAME):]
+            return importlib.machinery.ModuleSpec(fullname, _AliasLoader(target))
+        return None
 
 
 def _import_pack():
-    """Import the repo root as the package ``eacps`` without putting the repo root on sys.path
-    (ComfyUI has its own top-level ``nodes`` module that our ``nodes/`` must not shadow)."""
-    if PACK_FOLDER_NAME in sys.modules:
-        return sys.modules[PACK_FOLDER_NAME]
+    """Import the repo root as a package without putting the repo root on sys.path (ComfyUI has
+    its own top-level ``nodes`` module that our ``nodes/`` must not shadow)."""
     spec = importlib.util.spec_from_file_location(
-        PACK_FOLDER_NAME, REPO_ROOT / "__init__.py", submodule_search_locations=[str(REPO_ROOT)]
+        COMFY_PACK_MODULE,
+        COMFY_BASE / "custom_nodes" / PACK_FOLDER_NAME / "__init__.py",
+        submodule_search_locations=[str(COMFY_BASE / "custom_nodes" / PACK_FOLDER_NAME)],
     )
     module = importlib.util.module_from_spec(spec)
-    sys.modules[PACK_FOLDER_NAME] = module
+    sys.modules[COMFY_PACK_MODULE] = module
     spec.loader.exec_module(module)
-    return module
+    sys.modules[PACK_FOLDER_NAME] = module
+    sys.meta_path.insert(0, _PackAlias())
 
 
 _import_pack()
 
 
 @pytest.fixture(scope="session")
-def comfy_base(tmp_path_factory) -> Path:
-    return make_base_dir(tmp_path_factory.mktemp("comfy_base"))
+def comfy_base() -> Path:
+    return COMFY_BASE
 
 
 @pytest.fixture(scope="session")
