@@ -34,6 +34,20 @@ class RecipeNoise:
         return make_noise(self.recipe, self.shape, samples.dtype)
 
 
+def select_best(pool: Pool, m: int) -> tuple:
+    """Mark the top M; return (pool, best image, latent, NOISE, seed, report JSON)."""
+    check_count("m", m, "the number of elites")
+    elites = select_elites(pool, int(m))
+    marked = pool.with_elites(elites)
+    best = marked.get(elites[0])
+    setup = marked.setup
+    latent = {k: v for k, v in setup.latent.items() if k != "batch_index"}
+    latent["samples"] = best.latent.clone()
+    noise = RecipeNoise(best.recipe, setup.noise_shape)
+    report = report_json(marked, best.id, setup.describe())
+    return marked, best.image.clone(), latent, noise, int(best.seed), report
+
+
 class EliteSelect(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -73,17 +87,7 @@ class EliteSelect(io.ComfyNode):
 
     @classmethod
     def execute(cls, candidates, m) -> io.NodeOutput:
-        pool: Pool = candidates
-        check_count("m", m, "the number of elites")
-        elites = select_elites(pool, int(m))
-        marked = pool.with_elites(elites)
-        best = marked.get(elites[0])
-        setup = marked.setup
-        latent = {k: v for k, v in setup.latent.items() if k != "batch_index"}
-        latent["samples"] = best.latent.clone()
-        noise = RecipeNoise(best.recipe, setup.noise_shape)
-        report = report_json(marked, best.id, setup.describe())
-        return io.NodeOutput(marked, best.image.clone(), latent, noise, int(best.seed), report)
+        return io.NodeOutput(*select_best(candidates, m))
 
 
 NODES = (EliteSelect,)
