@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
+from ..search.grid import render_grid
 from ..search.noise import NoiseRecipe, make_noise
 from ..search.pool import Pool, SearchError
 from ..search.report import report_json
@@ -59,7 +60,8 @@ class EliteSelect(io.ComfyNode):
                 "Marks the top M candidates by potential as elites (ties: lower candidate id) for "
                 "LocalSeedRefine, and outputs the best candidate: its IMAGE, LATENT, a NOISE that reproduces "
                 "it in SamplerCustomAdvanced (children included), its seed (a stock KSampler with this seed "
-                "reproduces it only for a plain-seed candidate) and a JSON report of every candidate."
+                "reproduces it only for a plain-seed candidate), a JSON report of every candidate and a labelled grid of "
+                "every candidate (winner green, elites orange)."
             ),
             inputs=[
                 Candidates.Input("candidates", tooltip="A pool with potentials (WeightedPotential)."),
@@ -72,6 +74,7 @@ class EliteSelect(io.ComfyNode):
                 io.Noise.Output(display_name="noise", tooltip="The best candidate's starting noise (for SamplerCustomAdvanced)."),
                 io.Int.Output(display_name="seed", tooltip="The best candidate's seed."),
                 io.String.Output(display_name="report", tooltip="JSON: every candidate, its scores, and the budget."),
+                io.Image.Output(display_name="grid", tooltip="Every candidate, labelled; winner green, elites orange."),
             ],
         )
 
@@ -87,7 +90,8 @@ class EliteSelect(io.ComfyNode):
 
     @classmethod
     def execute(cls, candidates, m) -> io.NodeOutput:
-        return io.NodeOutput(*select_best(candidates, m))
+        marked, *best = select_best(candidates, m)
+        return io.NodeOutput(marked, *best, render_grid(marked, marked.selection.ids[0]))
 
 
 NODES = (EliteSelect,)
