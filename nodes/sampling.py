@@ -230,8 +230,10 @@ class SeedSearchGlobal(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, seed, k_global, steps, max_sub_batch, denoise):
+    def validate_inputs(cls, seed, k_global, steps, max_sub_batch, denoise, sampler_name=None, scheduler=None):
         return _first_error(
+            None if sampler_name is None else (check_choice, "sampler_name", sampler_name, comfy.samplers.KSampler.SAMPLERS),
+            None if scheduler is None else (check_choice, "scheduler", scheduler, comfy.samplers.KSampler.SCHEDULERS),
             None if seed is None else (check_seed, seed),
             None if k_global is None else (check_count, "k_global", k_global, "the number of global candidates"),
             None if steps is None else (check_count, "steps", steps, "the number of sampling steps"),
@@ -242,7 +244,7 @@ class SeedSearchGlobal(io.ComfyNode):
     @classmethod
     def execute(cls, model, positive, negative, latent_image, vae, seed, k_global, steps, cfg, sampler_name,
                 scheduler, denoise, max_sub_batch) -> io.NodeOutput:
-        check = cls.validate_inputs(seed, k_global, steps, max_sub_batch, denoise)
+        check = cls.validate_inputs(seed, k_global, steps, max_sub_batch, denoise, sampler_name, scheduler)
         if check is not True:
             raise SearchError(check)
         setup = make_setup(model, positive, negative, latent_image, vae, seed, steps, cfg, sampler_name,
@@ -276,6 +278,13 @@ def refine_stage(pool: Pool, k_local: int, mode: str, strength: float, anneal: f
     if mode == "seed_offset":
         round_ = Round(elites=round_.elites, k_local=round_.k_local, mode=mode, strength=0.0)
     return grow(pool, proposals, round_, progress)
+
+
+def check_choice(name: str, value, options) -> None:
+    """ComfyUI 0.3.75 does not check V3 combo values, and its KSampler silently swaps an unknown
+    sampler or scheduler for the first one: refuse it instead."""
+    if value not in options:
+        raise SearchError(f"{name} = {value!r} is not one of this ComfyUI's: {', '.join(map(str, options))}")
 
 
 def _check_denoise(denoise) -> None:

@@ -106,8 +106,11 @@ def _result(cls, pool: Pool) -> io.NodeOutput:
     return io.NodeOutput(image, latent, noise, seed, grid, report, ui=ui.PreviewImage(grid, cls=cls))
 
 
-def _check_widgets(seed=None, steps=None, denoise=None, max_sub_batch=None, weights=None, **counts) -> bool | str:
-    checks = SeedSearchGlobal.validate_inputs(seed, 1, steps, max_sub_batch, denoise)
+def _check_widgets(seed=None, steps=None, denoise=None, max_sub_batch=None, weights=None, sampler_name=None,
+                   scheduler=None, **counts) -> bool | str:
+    """The checks of the widgets a node's validate_inputs names (ComfyUI skips its own min/max checks
+    for those): SeedSearchGlobal's for the sampling widgets (k_global=1 stands in: checked below)."""
+    checks = SeedSearchGlobal.validate_inputs(seed, 1, steps, max_sub_batch, denoise, sampler_name, scheduler)
     if checks is not True:
         return checks
     for name, value in counts.items():
@@ -160,9 +163,11 @@ class Search(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, seed=None, steps=None, denoise=None, max_sub_batch=None, weights=None, k_global=None,
-                        m=None, k_local=None, generations=None, mode=None, strength=None, anneal=None, **_):
-        msg = _check_widgets(seed, steps, denoise, max_sub_batch, weights, k_global=k_global, m=m,
-                             k_local=k_local, generations=generations)
+                        m=None, k_local=None, generations=None, mode=None, strength=None, anneal=None,
+                        sampler_name=None, scheduler=None):
+        # No **kwargs here: ComfyUI then skips its own min/max checks of every input.
+        msg = _check_widgets(seed, steps, denoise, max_sub_batch, weights, sampler_name, scheduler, k_global=k_global,
+                             m=m, k_local=k_local, generations=generations)
         if msg is not True:
             return msg
         if m is not None and k_global is not None and m > k_global:
@@ -179,7 +184,8 @@ class Search(io.ComfyNode):
                 max_sub_batch, reference=None, verifier_2=None, verifier_3=None, verifier_4=None) -> io.NodeOutput:
         check = cls.validate_inputs(seed=seed, steps=steps, denoise=denoise, max_sub_batch=max_sub_batch,
                                     weights=weights, k_global=k_global, m=m, k_local=k_local,
-                                    generations=generations, mode=mode, strength=strength, anneal=anneal)
+                                    generations=generations, mode=mode, strength=strength, anneal=anneal,
+                                    sampler_name=sampler_name, scheduler=scheduler)
         if check is not True:
             raise SearchError(check)
         verifiers = _connected(dict(verifier_1=verifier_1, verifier_2=verifier_2, verifier_3=verifier_3,
@@ -219,15 +225,16 @@ class BestOfN(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, seed=None, steps=None, denoise=None, max_sub_batch=None, weights=None, n=None, **_):
-        return _check_widgets(seed, steps, denoise, max_sub_batch, weights, n=n)
+    def validate_inputs(cls, seed=None, steps=None, denoise=None, max_sub_batch=None, weights=None, n=None,
+                        sampler_name=None, scheduler=None):
+        return _check_widgets(seed, steps, denoise, max_sub_batch, weights, sampler_name, scheduler, n=n)
 
     @classmethod
     def execute(cls, model, positive, negative, latent_image, vae, seed, steps, cfg, sampler_name, scheduler,
                 denoise, verifier_1, n, weights, prompt, max_sub_batch, reference=None, verifier_2=None,
                 verifier_3=None, verifier_4=None) -> io.NodeOutput:
         check = cls.validate_inputs(seed=seed, steps=steps, denoise=denoise, max_sub_batch=max_sub_batch,
-                                    weights=weights, n=n)
+                                    weights=weights, n=n, sampler_name=sampler_name, scheduler=scheduler)
         if check is not True:
             raise SearchError(check)
         verifiers = _connected(dict(verifier_1=verifier_1, verifier_2=verifier_2, verifier_3=verifier_3,

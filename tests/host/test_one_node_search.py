@@ -111,6 +111,11 @@ def test_grid_output_has_one_cell_per_candidate(comfy, captured):
         ({"m": 9}, "M = 9 elites, but only K_global = 8"),
         ({"strength": 0.0}, "strength"),
         ({"weights": "sharpness=abc"}, "not a number"),
+        ({"cfg": 200.0}, "bigger than max"),  # ComfyUI's own range checks stay on
+        # ComfyUI 0.3.75 checks no V3 combo and its KSampler would silently use euler: we refuse it
+        ({"sampler_name": "no_such_sampler"}, "sampler_name = 'no_such_sampler' is not one of"),
+        ({"scheduler": "no_such_scheduler"}, "scheduler = 'no_such_scheduler' is not one of"),
+        ({"k_local": 0}, "k_local"),
     ],
 )
 def test_bad_inputs_are_refused_before_sampling(comfy, change, match):
