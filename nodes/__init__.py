@@ -2,9 +2,9 @@
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import loaders, sampling, scoring, selection
+from . import loaders, sampling, saving, scoring, search_nodes, selection
 
-NODE_MODULES = (sampling, scoring, selection, loaders)
+NODE_MODULES = (sampling, scoring, selection, search_nodes, saving, loaders)
 
 
 class EACPSExtension(ComfyExtension):

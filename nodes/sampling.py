@@ -101,16 +101,28 @@ def prepare_latent(model, latent: dict) -> dict:
     return out
 
 
-def run_candidates(setup: SamplingSetup, recipes: list[NoiseRecipe]) -> list[dict]:
+class Progress:
+    """One ComfyUI progress bar over ``total`` sampler steps, shared by every sampling call of a
+    search (the one-node search runs several stages under one bar)."""
+
+    def __init__(self, total: int):
+        self.total = int(total)
+        self.done = 0
+        self.pbar = comfy.utils.ProgressBar(self.total)
+
+    def update(self, done: int, preview=None) -> None:
+        self.pbar.update_absolute(min(self.total, done), self.total, preview)
+
+
+def run_candidates(setup: SamplingSetup, recipes: list[NoiseRecipe], progress: Progress | None = None) -> list[dict]:
     """Sample and decode every recipe. Returns per candidate: image [1,H,W,3], latent, timings."""
     template = setup.latent["samples"]
     shape, steps, b = setup.noise_shape, setup.steps, setup.sub_batch
-    total = len(recipes) * steps
-    pbar = comfy.utils.ProgressBar(total)
+    progress = progress or Progress(len(recipes) * steps)
     previewer = latent_preview.get_previewer(setup.model.load_device, setup.model.model.latent_format)
     noise_mask = setup.latent.get("noise_mask")
     results: list[dict] = []
-    done = 0
+    done = progress.done
     for start in range(0, len(recipes), b):
         chunk = recipes[start:start + b]
         n = len(chunk)
@@ -120,7 +132,7 @@ def run_candidates(setup: SamplingSetup, recipes: list[NoiseRecipe]) -> list[dic
         def callback(step, x0, x, total_steps, _done=done, _n=n):
             comfy.model_management.throw_exception_if_processing_interrupted()
             preview = previewer.decode_latent_to_preview_image("JPEG", x0) if previewer else None
-            pbar.update_absolute(min(total, _done + (step + 1) * _n), total, preview)
+            progress.update(_done + (step + 1) * _n, preview)
 
         t0 = time.perf_counter()
         samples = comfy.sample.sample(
@@ -145,12 +157,13 @@ def run_candidates(setup: SamplingSetup, recipes: list[NoiseRecipe]) -> list[dic
                 "timings": (("sample", (t1 - t0) / n), ("decode", (t2 - t1) / n), ("sub_batch", float(n))),
             })
         done += n * steps
-        pbar.update_absolute(done, total)
+        progress.done = done
+        progress.update(done)
     return results
 
 
-def grow(pool: Pool, proposals, round_=None) -> Pool:
-    results = run_candidates(pool.setup, [p.recipe for p in proposals])
+def grow(pool: Pool, proposals, round_=None, progress: Progress | None = None) -> Pool:
+    results = run_candidates(pool.setup, [p.recipe for p in proposals], progress)
     new = to_candidates(
         pool, proposals,
         image=[r["image"] for r in results], latent=[r["latent"] for r in results],
@@ -217,8 +230,10 @@ class SeedSearchGlobal(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, seed, k_global, steps, max_sub_batch, denoise):
+    def validate_inputs(cls, seed, k_global, steps, max_sub_batch, denoise, sampler_name=None, scheduler=None):
         return _first_error(
+            None if sampler_name is None else (check_choice, "sampler_name", sampler_name, comfy.samplers.KSampler.SAMPLERS),
+            None if scheduler is None else (check_choice, "scheduler", scheduler, comfy.samplers.KSampler.SCHEDULERS),
             None if seed is None else (check_seed, seed),
             None if k_global is None else (check_count, "k_global", k_global, "the number of global candidates"),
             None if steps is None else (check_count, "steps", steps, "the number of sampling steps"),
@@ -229,17 +244,47 @@ class SeedSearchGlobal(io.ComfyNode):
     @classmethod
     def execute(cls, model, positive, negative, latent_image, vae, seed, k_global, steps, cfg, sampler_name,
                 scheduler, denoise, max_sub_batch) -> io.NodeOutput:
-        check = cls.validate_inputs(seed, k_global, steps, max_sub_batch, denoise)
+        check = cls.validate_inputs(seed, k_global, steps, max_sub_batch, denoise, sampler_name, scheduler)
         if check is not True:
             raise SearchError(check)
-        setup = SamplingSetup(
-            model=model, positive=positive, negative=negative, latent=prepare_latent(model, latent_image),
-            seed=int(seed), steps=int(steps), cfg=float(cfg), sampler_name=sampler_name, scheduler=scheduler,
-            denoise=float(denoise), vae=vae, max_sub_batch=int(max_sub_batch),
-        )
-        strategy = GlobalExploration(k_global, seed, np.random.default_rng([int(seed), 0]))
-        pool = grow(Pool(setup=setup, k_global=int(k_global)), strategy.ask())
+        setup = make_setup(model, positive, negative, latent_image, vae, seed, steps, cfg, sampler_name,
+                           scheduler, denoise, max_sub_batch)
+        pool = global_stage(setup, k_global)
         return io.NodeOutput(pool, torch.cat([c.image for c in pool.candidates]))
+
+
+def make_setup(model, positive, negative, latent_image, vae, seed, steps, cfg, sampler_name, scheduler, denoise,
+               max_sub_batch) -> SamplingSetup:
+    return SamplingSetup(
+        model=model, positive=positive, negative=negative, latent=prepare_latent(model, latent_image),
+        seed=int(seed), steps=int(steps), cfg=float(cfg), sampler_name=sampler_name, scheduler=scheduler,
+        denoise=float(denoise), vae=vae, max_sub_batch=int(max_sub_batch),
+    )
+
+
+def global_stage(setup: SamplingSetup, k_global: int, progress: Progress | None = None) -> Pool:
+    """Stage 1: K_global plain seeds, candidate 0 = the user's seed; the RNG is seeded by (seed, 0)."""
+    strategy = GlobalExploration(k_global, setup.seed, np.random.default_rng([setup.seed, 0]))
+    return grow(Pool(setup=setup, k_global=int(k_global)), strategy.ask(), progress=progress)
+
+
+def refine_stage(pool: Pool, k_local: int, mode: str, strength: float, anneal: float,
+                 progress: Progress | None = None) -> Pool:
+    """Stage 2, one round: K_local children per elite; round r's RNG is seeded by (seed, r)."""
+    round_index = len(pool.rounds) + 1
+    rng = np.random.default_rng([pool.setup.seed, round_index])
+    strategy = LocalRefinement(k_local, mode, strength if mode != "seed_offset" else 1.0, anneal, rng)
+    proposals, round_ = strategy.ask(pool)
+    if mode == "seed_offset":
+        round_ = Round(elites=round_.elites, k_local=round_.k_local, mode=mode, strength=0.0)
+    return grow(pool, proposals, round_, progress)
+
+
+def check_choice(name: str, value, options) -> None:
+    """ComfyUI 0.3.75 does not check V3 combo values, and its KSampler silently swaps an unknown
+    sampler or scheduler for the first one: refuse it instead."""
+    if value not in options:
+        raise SearchError(f"{name} = {value!r} is not one of this ComfyUI's: {', '.join(map(str, options))}")
 
 
 def _check_denoise(denoise) -> None:
@@ -297,13 +342,7 @@ class LocalSeedRefine(io.ComfyNode):
         check = cls.validate_inputs(k_local, mode, strength, anneal)
         if check is not True:
             raise SearchError(check)
-        round_index = len(pool.rounds) + 1
-        rng = np.random.default_rng([pool.setup.seed, round_index])
-        strategy = LocalRefinement(k_local, mode, strength if mode != "seed_offset" else 1.0, anneal, rng)
-        proposals, round_ = strategy.ask(pool)
-        if mode == "seed_offset":
-            round_ = Round(elites=round_.elites, k_local=round_.k_local, mode=mode, strength=0.0)
-        grown = grow(pool, proposals, round_)
+        grown = refine_stage(pool, k_local, mode, strength, anneal)
         return io.NodeOutput(grown, torch.cat([c.image for c in grown.candidates[len(pool):]]))
 
 

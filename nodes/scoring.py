@@ -24,6 +24,33 @@ def _context(verifier: Verifier, prompt: str, reference: torch.Tensor | None) ->
     return h.hexdigest()
 
 
+def verifier_info(verifier, prompt: str, reference: torch.Tensor | None) -> VerifierInfo:
+    if not isinstance(verifier, Verifier):
+        raise SearchError(f"'verifier' is a {type(verifier).__name__}, not an EACPS verifier")
+    return VerifierInfo(verifier.identity, verifier.kind, tuple(verifier.aspects), _context(verifier, prompt, reference))
+
+
+def score_pool(pool: Pool, verifier: Verifier, prompt: str, reference: torch.Tensor | None = None) -> Pool:
+    """Score every candidate this verifier has not scored under this prompt/reference, in one call."""
+    info = verifier_info(verifier, prompt, reference)
+    old = pool.verifier(info.identity)
+    fresh = old is not None and old.context != info.context
+    todo = [c for c in pool.candidates if fresh or not c.scored_by(info.identity)]
+    if not todo:
+        return pool
+    images = torch.cat([c.image for c in todo])
+    t0 = time.perf_counter()
+    result = verifier.score(images, prompt, reference)
+    per = (time.perf_counter() - t0) / len(todo)
+    scores = {c.id: {a: float(result.scores[a][i]) for a in info.aspects} for i, c in enumerate(todo)}
+    return pool.with_scores(info, scores, {c.id: per for c in todo})
+
+
+def apply_weights(pool: Pool, weights: str) -> Pool:
+    w = parse_weights(weights)
+    return pool.with_potentials(compute_potentials(pool, w), w)
+
+
 class VerifierScore(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -49,22 +76,7 @@ class VerifierScore(io.ComfyNode):
 
     @classmethod
     def execute(cls, candidates, verifier, prompt, reference=None) -> io.NodeOutput:
-        pool: Pool = candidates
-        if not isinstance(verifier, Verifier):
-            raise SearchError(f"'verifier' is a {type(verifier).__name__}, not an EACPS verifier")
-        context = _context(verifier, prompt, reference)
-        info = VerifierInfo(verifier.identity, verifier.kind, tuple(verifier.aspects), context)
-        old = pool.verifier(info.identity)
-        fresh = old is not None and old.context != context
-        todo = [c for c in pool.candidates if fresh or not c.scored_by(info.identity)]
-        if not todo:
-            return io.NodeOutput(pool)
-        images = torch.cat([c.image for c in todo])
-        t0 = time.perf_counter()
-        result = verifier.score(images, prompt, reference)
-        per = (time.perf_counter() - t0) / len(todo)
-        scores = {c.id: {a: float(result.scores[a][i]) for a in info.aspects} for i, c in enumerate(todo)}
-        return io.NodeOutput(pool.with_scores(info, scores, {c.id: per for c in todo}))
+        return io.NodeOutput(score_pool(candidates, verifier, prompt, reference))
 
 
 class WeightedPotential(io.ComfyNode):
@@ -99,9 +111,7 @@ class WeightedPotential(io.ComfyNode):
 
     @classmethod
     def execute(cls, candidates, weights) -> io.NodeOutput:
-        pool: Pool = candidates
-        w = parse_weights(weights)
-        return io.NodeOutput(pool.with_potentials(compute_potentials(pool, w), w))
+        return io.NodeOutput(apply_weights(candidates, weights))
 
 
 NODES = (VerifierScore, WeightedPotential)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
+from ..search.grid import render_grid
 from ..search.noise import NoiseRecipe, make_noise
 from ..search.pool import Pool, SearchError
 from ..search.report import report_json
@@ -34,6 +35,20 @@ class RecipeNoise:
         return make_noise(self.recipe, self.shape, samples.dtype)
 
 
+def select_best(pool: Pool, m: int) -> tuple:
+    """Mark the top M; return (pool, best image, latent, NOISE, seed, report JSON)."""
+    check_count("m", m, "the number of elites")
+    elites = select_elites(pool, int(m))
+    marked = pool.with_elites(elites)
+    best = marked.get(elites[0])
+    setup = marked.setup
+    latent = {k: v for k, v in setup.latent.items() if k != "batch_index"}
+    latent["samples"] = best.latent.clone()
+    noise = RecipeNoise(best.recipe, setup.noise_shape)
+    report = report_json(marked, best.id, setup.describe())
+    return marked, best.image.clone(), latent, noise, int(best.seed), report
+
+
 class EliteSelect(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -45,7 +60,8 @@ class EliteSelect(io.ComfyNode):
                 "Marks the top M candidates by potential as elites (ties: lower candidate id) for "
                 "LocalSeedRefine, and outputs the best candidate: its IMAGE, LATENT, a NOISE that reproduces "
                 "it in SamplerCustomAdvanced (children included), its seed (a stock KSampler with this seed "
-                "reproduces it only for a plain-seed candidate) and a JSON report of every candidate."
+                "reproduces it only for a plain-seed candidate), a JSON report of every candidate and a labelled grid of "
+                "every candidate (winner green, elites orange)."
             ),
             inputs=[
                 Candidates.Input("candidates", tooltip="A pool with potentials (WeightedPotential)."),
@@ -58,6 +74,7 @@ class EliteSelect(io.ComfyNode):
                 io.Noise.Output(display_name="noise", tooltip="The best candidate's starting noise (for SamplerCustomAdvanced)."),
                 io.Int.Output(display_name="seed", tooltip="The best candidate's seed."),
                 io.String.Output(display_name="report", tooltip="JSON: every candidate, its scores, and the budget."),
+                io.Image.Output(display_name="grid", tooltip="Every candidate, labelled; winner green, elites orange."),
             ],
         )
 
@@ -73,17 +90,8 @@ class EliteSelect(io.ComfyNode):
 
     @classmethod
     def execute(cls, candidates, m) -> io.NodeOutput:
-        pool: Pool = candidates
-        check_count("m", m, "the number of elites")
-        elites = select_elites(pool, int(m))
-        marked = pool.with_elites(elites)
-        best = marked.get(elites[0])
-        setup = marked.setup
-        latent = {k: v for k, v in setup.latent.items() if k != "batch_index"}
-        latent["samples"] = best.latent.clone()
-        noise = RecipeNoise(best.recipe, setup.noise_shape)
-        report = report_json(marked, best.id, setup.describe())
-        return io.NodeOutput(marked, best.image.clone(), latent, noise, int(best.seed), report)
+        marked, *best = select_best(candidates, m)
+        return io.NodeOutput(marked, *best, render_grid(marked, marked.selection.ids[0]))
 
 
 NODES = (EliteSelect,)

@@ -37,3 +37,27 @@ def build_report(pool: Pool, winner: int, setup: dict | None = None) -> dict:
 
 def report_json(pool: Pool, winner: int, setup: dict | None = None) -> str:
     return json.dumps(build_report(pool, winner, setup), indent=1, allow_nan=False)
+
+
+def winner_summary(report: dict) -> dict:
+    """What a saved image carries about its search (PNG text chunk ``eacps``): the winner's seed and
+    noise recipe, its scores and potential, the weights, the sampling setup and the budget. Not the
+    whole report: the other candidates stay in the JSON file beside the image."""
+    try:
+        winner = next(c for c in report["candidates"] if c["id"] == report["winner"])
+        return {
+            "winner": winner["id"],
+            "seed": winner["seed"],
+            "recipe": winner["recipe"],
+            "generation": winner["generation"],
+            "potential": winner["potential"],
+            "scores": winner["scores"],
+            "weights": report["weights"],
+            "setup": report["setup"],
+            "budget": report["budget"]["formula"],
+        }
+    except (KeyError, TypeError, StopIteration) as e:
+        raise ValueError(
+            f"this is not an EACPS report (missing {e}); connect the 'report' output of EACPS Elite Select, "
+            "EACPS Search or EACPS Best of N"
+        ) from None

@@ -90,3 +90,35 @@ def custom_advanced_nodes(noise: list, steps: int = 4, cfg: float = 5.0, sampler
                 "inputs": {"noise": noise, "guider": ["sca_guider", 0], "sampler": ["sca_sampler", 0],
                            "sigmas": ["sca_sigmas", 0], "latent_image": ["latent", 0]}},
     }
+
+
+def one_node_inputs(weights: str = "sharpness=1.0\nexposure=1.0", prompt_text: str = "a red apple",
+                    max_sub_batch: int = 8, **settings) -> dict:
+    """The inputs EACPS_Search and EACPS_BestOfN share, wired to base_nodes and the "verifier" node."""
+    return {
+        "model": ["model", 0], "positive": ["pos", 0], "negative": ["neg", 0], "latent_image": ["latent", 0],
+        "vae": ["vae", 0], **sampler_settings(**settings), "verifier_1": ["verifier", 0], "weights": weights,
+        "prompt": prompt_text, "max_sub_batch": max_sub_batch,
+    }
+
+
+def search_node(k_global: int = 8, m: int = 3, k_local: int = 4, mode: str = "slerp", strength: float = 0.6,
+                generations: int = 1, anneal: float = 0.5, **kwargs) -> dict:
+    return {"class_type": "EACPS_Search",
+            "inputs": {**one_node_inputs(**kwargs), "k_global": k_global, "m": m, "k_local": k_local, "mode": mode,
+                       "strength": strength, "generations": generations, "anneal": anneal}}
+
+
+def best_of_n_node(n: int = 20, **kwargs) -> dict:
+    return {"class_type": "EACPS_BestOfN", "inputs": {**one_node_inputs(**kwargs), "n": n}}
+
+
+def one_node_prompt(node: dict, key: str = "one", captures: bool = True) -> dict:
+    """base_nodes + technical verifier + ``node`` (EACPS_Search or EACPS_BestOfN) under ``key``."""
+    p = base_nodes()
+    p["verifier"] = {"class_type": "EACPS_LoadTechnicalVerifier", "inputs": {"size": 64}}
+    p[key] = node
+    if captures:
+        for slot, name in enumerate(("image", "latent", "noise", "seed", "grid", "report")):
+            p[f"cap_{key}_{name}"] = capture([key, slot], f"{key}_{name}")
+    return p

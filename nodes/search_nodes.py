@@ -1,0 +1,249 @@
+"""EACPS_Search (the whole two-stage search in one node) and EACPS_BestOfN (the equal-budget baseline).
+
+Both are thin: they call the very functions the five-node graph's nodes call (``global_stage``,
+``refine_stage``, ``score_pool``, ``apply_weights``, ``select_best``) in the same order, so the one
+node gives the same candidates, potentials and winner as SeedSearchGlobal -> VerifierScore ->
+WeightedPotential -> EliteSelect(M) -> LocalSeedRefine -> ... -> EliteSelect(1) with the same
+settings. One progress bar covers every candidate x step of the search.
+"""
+
+from __future__ import annotations
+
+from comfy_api.latest import io, ui
+
+from ..search.grid import render_grid
+from ..search.pool import Pool, SearchError
+from ..search.potential import parse_weights
+from ..search.strategy import check_anneal, check_count, check_mode, check_strength
+from ..verifiers.base import Verifier
+from .sampling import Progress, SeedSearchGlobal, _first_error, global_stage, make_setup, refine_stage
+from .scoring import apply_weights, score_pool, verifier_info
+from .selection import select_best
+from .types import Verifier as VerifierSocket
+
+VERIFIER_SLOTS = ("verifier_1", "verifier_2", "verifier_3", "verifier_4")
+DEFAULT_WEIGHTS = "sharpness=1.0\nexposure=1.0"
+
+
+def _sampling_inputs() -> list:
+    """The KSampler inputs + VAE, as SeedSearchGlobal declares them (one definition, one set of tooltips)."""
+    wanted = ("model", "positive", "negative", "latent_image", "vae", "seed", "steps", "cfg", "sampler_name",
+              "scheduler", "denoise")
+    by_id = {i.id: i for i in SeedSearchGlobal.define_schema().inputs}
+    return [by_id[name] for name in wanted]
+
+
+def _verifier_inputs() -> list:
+    return [
+        VerifierSocket.Input("verifier_1", tooltip="A loaded verifier (EACPS Load ... Verifier)."),
+        *[VerifierSocket.Input(name, optional=True, tooltip="Another verifier (optional).") for name in VERIFIER_SLOTS[1:]],
+    ]
+
+
+def _scoring_inputs() -> list:
+    return [
+        io.String.Input("weights", multiline=True, default=DEFAULT_WEIGHTS,
+                        tooltip="name=weight pairs over the verifiers' aspect names (as WeightedPotential): "
+                                "U = sum weight * score, each score on [0, 10]."),
+        io.String.Input("prompt", multiline=True, default="",
+                        tooltip="The text the images should match, for the verifiers."),
+        io.Int.Input("max_sub_batch", default=8, min=1, max=4096,
+                     tooltip="Most candidates per sampler call (memory cap). Results do not depend on it."),
+        io.Image.Input("reference", optional=True,
+                       tooltip="Reference image (edit input / identity source) for verifiers that use one."),
+    ]
+
+
+def _outputs() -> list:
+    return [
+        io.Image.Output(display_name="image", tooltip="The best candidate's image."),
+        io.Latent.Output(display_name="latent", tooltip="The best candidate's final latent."),
+        io.Noise.Output(display_name="noise", tooltip="The best candidate's starting noise (for SamplerCustomAdvanced)."),
+        io.Int.Output(display_name="seed", tooltip="The best candidate's seed."),
+        io.Image.Output(display_name="grid", tooltip="Every candidate, labelled; winner green, elites orange."),
+        io.String.Output(display_name="report", tooltip="JSON: every candidate, its scores, and the budget."),
+    ]
+
+
+def _connected(kwargs: dict) -> list[Verifier]:
+    verifiers = [kwargs.get(name) for name in VERIFIER_SLOTS]
+    verifiers = [v for v in verifiers if v is not None]
+    if not verifiers:
+        raise SearchError("connect at least one verifier to 'verifier_1'")
+    return verifiers
+
+
+def check_before_sampling(verifiers: list[Verifier], weights: str, prompt: str, reference) -> None:
+    """Refuse, before any sampling, weights naming aspects no connected verifier produces, the same
+    verifier connected twice, and a verifier that needs a reference without one."""
+    infos = [verifier_info(v, prompt, reference) for v in verifiers]
+    seen: set[str] = set()
+    for info in infos:
+        if info.identity in seen:
+            raise SearchError(f"{info.identity} is connected twice; connect each verifier once")
+        seen.add(info.identity)
+    for v in verifiers:
+        if v.requires_reference and reference is None:
+            raise SearchError(f"{v.identity} needs a reference image: connect one to 'reference'")
+    names = Pool(setup=None, k_global=1, verifiers=tuple(infos)).score_names()
+    unknown = [n for n in parse_weights(weights) if n not in names]
+    if unknown:
+        raise SearchError(
+            f"weights name {unknown}, which none of the connected verifiers produce; available: "
+            f"{', '.join(sorted(names))}"
+        )
+
+
+def _evaluate(pool: Pool, verifiers: list[Verifier], prompt: str, reference, weights: str) -> Pool:
+    for v in verifiers:
+        pool = score_pool(pool, v, prompt, reference)
+    return apply_weights(pool, weights)
+
+
+def _result(cls, pool: Pool) -> io.NodeOutput:
+    marked, image, latent, noise, seed, report = select_best(pool, 1)
+    grid = render_grid(marked, marked.selection.ids[0])
+    return io.NodeOutput(image, latent, noise, seed, grid, report, ui=ui.PreviewImage(grid, cls=cls))
+
+
+def _check_widgets(seed=None, steps=None, denoise=None, max_sub_batch=None, weights=None, sampler_name=None,
+                   scheduler=None, **counts) -> bool | str:
+    """The checks of the widgets a node's validate_inputs names (ComfyUI skips its own min/max checks
+    for those): SeedSearchGlobal's for the sampling widgets (k_global=1 stands in: checked below)."""
+    checks = SeedSearchGlobal.validate_inputs(seed, 1, steps, max_sub_batch, denoise, sampler_name, scheduler)
+    if checks is not True:
+        return checks
+    for name, value in counts.items():
+        if value is not None:
+            msg = _first_error((check_count, name, value, f"'{name}'"))
+            if msg is not True:
+                return msg
+    if weights is not None:
+        try:
+            parse_weights(weights)
+        except SearchError as e:
+            return str(e)
+    return True
+
+
+class Search(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="EACPS_Search",
+            display_name="EACPS Search (one node)",
+            category="EACPS",
+            description=(
+                "The whole EACPS search in one node: K_global plain seeds (candidate 0 = your seed), then "
+                "for each generation the top M by potential get K_local children each (mode/strength; the "
+                "radius shrinks by 'anneal' per extra generation); the best of all N = K_global + "
+                "generations * M * K_local candidates wins. Same results as the five-node graph with the "
+                "same settings. Outputs the winner, a labelled grid of every candidate and a JSON report."
+            ),
+            inputs=[
+                *_sampling_inputs(),
+                *_verifier_inputs(),
+                io.Int.Input("k_global", default=8, min=1, max=4096, tooltip="K_global: global candidates (plain seeds)."),
+                io.Int.Input("m", default=3, min=1, max=4096, tooltip="M: elites kept after each scoring round (<= K_global)."),
+                io.Int.Input("k_local", default=4, min=1, max=4096, tooltip="K_local: children per elite."),
+                io.Combo.Input("mode", options=["slerp", "sphere", "seed_offset"], default="slerp",
+                               tooltip="slerp: variation noise towards a new seed by 'strength'. sphere: exactly "
+                                       "cos(strength*90deg) cosine from the elite. seed_offset: the paper's seed + j, "
+                                       "equivalent to fresh draws (adjacent seeds are unrelated noise)."),
+                io.Float.Input("strength", default=0.6, min=0.0, max=1.0, step=0.01,
+                               tooltip="Neighbourhood radius in (0, 1]: 0.1 very close, 1 a fresh direction."),
+                io.Int.Input("generations", default=1, min=1, max=64,
+                             tooltip="Refinement generations (elite selection + children), each after a scoring round."),
+                io.Float.Input("anneal", default=0.5, min=0.0, max=1.0, step=0.01,
+                               tooltip="Radius factor per extra generation (1 keeps it constant)."),
+                *_scoring_inputs(),
+            ],
+            outputs=_outputs(),
+        )
+
+    @classmethod
+    def validate_inputs(cls, seed=None, steps=None, denoise=None, max_sub_batch=None, weights=None, k_global=None,
+                        m=None, k_local=None, generations=None, mode=None, strength=None, anneal=None,
+                        sampler_name=None, scheduler=None):
+        # No **kwargs here: ComfyUI then skips its own min/max checks of every input.
+        msg = _check_widgets(seed, steps, denoise, max_sub_batch, weights, sampler_name, scheduler, k_global=k_global,
+                             m=m, k_local=k_local, generations=generations)
+        if msg is not True:
+            return msg
+        if m is not None and k_global is not None and m > k_global:
+            return f"M = {m} elites, but only K_global = {k_global} global candidates; use M <= K_global"
+        return _first_error(
+            None if mode is None else (check_mode, mode),
+            None if strength is None or mode == "seed_offset" else (check_strength, strength, mode or "slerp"),
+            None if anneal is None else (check_anneal, anneal),
+        )
+
+    @classmethod
+    def execute(cls, model, positive, negative, latent_image, vae, seed, steps, cfg, sampler_name, scheduler,
+                denoise, verifier_1, k_global, m, k_local, mode, strength, generations, anneal, weights, prompt,
+                max_sub_batch, reference=None, verifier_2=None, verifier_3=None, verifier_4=None) -> io.NodeOutput:
+        check = cls.validate_inputs(seed=seed, steps=steps, denoise=denoise, max_sub_batch=max_sub_batch,
+                                    weights=weights, k_global=k_global, m=m, k_local=k_local,
+                                    generations=generations, mode=mode, strength=strength, anneal=anneal,
+                                    sampler_name=sampler_name, scheduler=scheduler)
+        if check is not True:
+            raise SearchError(check)
+        verifiers = _connected(dict(verifier_1=verifier_1, verifier_2=verifier_2, verifier_3=verifier_3,
+                                    verifier_4=verifier_4))
+        check_before_sampling(verifiers, weights, prompt, reference)
+        setup = make_setup(model, positive, negative, latent_image, vae, seed, steps, cfg, sampler_name, scheduler,
+                           denoise, max_sub_batch)
+        progress = Progress((k_global + generations * m * k_local) * setup.steps)
+        pool = global_stage(setup, k_global, progress)
+        for _ in range(generations):
+            pool = _evaluate(pool, verifiers, prompt, reference, weights)
+            pool = select_best(pool, m)[0]
+            pool = refine_stage(pool, k_local, mode, strength, anneal, progress)
+        return _result(cls, _evaluate(pool, verifiers, prompt, reference, weights))
+
+
+class BestOfN(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="EACPS_BestOfN",
+            display_name="EACPS Best of N",
+            category="EACPS",
+            description=(
+                "The baseline: N independent plain seeds (candidate 0 = your seed, the rest drawn as "
+                "SeedSearchGlobal draws them), scored by the same verifiers and weights; the best wins. "
+                "Give it the same N as an EACPS search (K_global + generations * M * K_local) for a fair, "
+                "equal-budget comparison."
+            ),
+            inputs=[
+                *_sampling_inputs(),
+                *_verifier_inputs(),
+                io.Int.Input("n", default=20, min=1, max=4096, tooltip="N: number of independent candidates."),
+                *_scoring_inputs(),
+            ],
+            outputs=_outputs(),
+        )
+
+    @classmethod
+    def validate_inputs(cls, seed=None, steps=None, denoise=None, max_sub_batch=None, weights=None, n=None,
+                        sampler_name=None, scheduler=None):
+        return _check_widgets(seed, steps, denoise, max_sub_batch, weights, sampler_name, scheduler, n=n)
+
+    @classmethod
+    def execute(cls, model, positive, negative, latent_image, vae, seed, steps, cfg, sampler_name, scheduler,
+                denoise, verifier_1, n, weights, prompt, max_sub_batch, reference=None, verifier_2=None,
+                verifier_3=None, verifier_4=None) -> io.NodeOutput:
+        check = cls.validate_inputs(seed=seed, steps=steps, denoise=denoise, max_sub_batch=max_sub_batch,
+                                    weights=weights, n=n, sampler_name=sampler_name, scheduler=scheduler)
+        if check is not True:
+            raise SearchError(check)
+        verifiers = _connected(dict(verifier_1=verifier_1, verifier_2=verifier_2, verifier_3=verifier_3,
+                                    verifier_4=verifier_4))
+        check_before_sampling(verifiers, weights, prompt, reference)
+        setup = make_setup(model, positive, negative, latent_image, vae, seed, steps, cfg, sampler_name, scheduler,
+                           denoise, max_sub_batch)
+        pool = global_stage(setup, n)
+        return _result(cls, _evaluate(pool, verifiers, prompt, reference, weights))
+
+
+NODES = (Search, BestOfN)

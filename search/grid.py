@@ -1,0 +1,137 @@
+"""The candidate grid: every candidate of a pool as a labelled thumbnail, one IMAGE [1, H, W, 3].
+
+Each cell shows the candidate's image scaled to ``thumb`` px on its longer side, framed by a
+border (winner: green, elite of any round: orange, others: grey) and label lines:
+``#id g<generation>``, ``seed <short seed>``, ``U <potential>`` and the two most heavily weighted
+scores, one per line (or the first two scores when no weights are set). A legend strip on top names the colours
+and the budget. Cells run left to right, top to bottom, in candidate order. Free of ComfyUI.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from .pool import Candidate, Pool
+
+WINNER = (40, 200, 60)
+ELITE = (255, 150, 0)
+OTHER = (90, 90, 90)
+BACKGROUND = (24, 24, 24)
+TEXT = (235, 235, 235)
+
+BORDER = 4
+LINE = 13
+LABEL_LINES = 5
+PAD = 6
+LEGEND = 2 * LINE + PAD
+
+
+def _font(size: int = 11):
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: a fixed bitmap font
+        return ImageFont.load_default()
+
+
+def short_seed(seed: int) -> str:
+    s = str(int(seed))
+    return s if len(s) <= 9 else s[:4] + ".." + s[-3:]
+
+
+def _label_aspects(pool: Pool) -> list[str]:
+    names = pool.display_names()
+    shown = list(dict.fromkeys(names.values()))
+    if pool.weights:
+        weighted = [n for n, w in sorted(pool.weights, key=lambda nw: (-nw[1], nw[0])) if w > 0]
+        # a weight may use a qualified name; show the report's name for the same score
+        accepted = pool.score_names()
+        weighted = [names[accepted[n]] for n in weighted if n in accepted]
+        shown = list(dict.fromkeys(weighted + shown))
+    return shown[:2]
+
+
+def elite_ids(pool: Pool) -> set[int]:
+    """Candidates that were elites in any refinement round or in the pool's last selection."""
+    ids = {cid for r in pool.rounds for cid in r.elites}
+    if pool.selection is not None:
+        ids.update(pool.selection.ids)
+    return ids
+
+
+def layout(n: int, image_hw: tuple[int, int], thumb: int = 128) -> tuple[int, int, int, int]:
+    """(columns, rows, cell width, cell height) of the grid for n candidates of size image_hw."""
+    h, w = image_hw
+    scale = thumb / max(h, w)
+    tw, th = max(1, round(w * scale)), max(1, round(h * scale))
+    cols = max(1, math.ceil(math.sqrt(n)))
+    rows = math.ceil(n / cols)
+    cell_w = max(tw, 120) + 2 * BORDER + PAD
+    cell_h = th + 2 * BORDER + LABEL_LINES * LINE + PAD
+    return cols, rows, cell_w, cell_h
+
+
+def cell_origin(index: int, n: int, image_hw: tuple[int, int], thumb: int = 128) -> tuple[int, int]:
+    """Top-left pixel (x, y) of candidate ``index``'s border in the grid."""
+    cols, _, cell_w, cell_h = layout(n, image_hw, thumb)
+    return PAD + (index % cols) * cell_w, LEGEND + PAD + (index // cols) * cell_h
+
+
+def _to_pil(image: torch.Tensor) -> Image.Image:
+    arr = image[0].detach().to("cpu", torch.float32).clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
+    if arr.shape[-1] == 1:
+        arr = np.repeat(arr, 3, axis=-1)
+    return Image.fromarray(arr[..., :3])
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def render_grid(pool: Pool, winner: int, thumb: int = 128) -> torch.Tensor:
+    """The grid of every candidate in ``pool`` (which must carry images) as IMAGE [1, H, W, 3]."""
+    cands: tuple[Candidate, ...] = pool.candidates
+    if not cands:
+        raise ValueError("the pool has no candidates to draw")
+    h, w = cands[0].image.shape[1:3]
+    n = len(cands)
+    cols, rows, cell_w, cell_h = layout(n, (h, w), thumb)
+    scale = thumb / max(h, w)
+    tw, th = max(1, round(w * scale)), max(1, round(h * scale))
+    width = 2 * PAD + cols * cell_w
+    height = LEGEND + 2 * PAD + rows * cell_h
+    canvas = Image.new("RGB", (width, height), BACKGROUND)
+    draw = ImageDraw.Draw(canvas)
+    font = _font()
+    elites = elite_ids(pool)
+    aspects = _label_aspects(pool)
+    names = pool.display_names()
+
+    budget = pool.budget()["formula"]
+    draw.text((PAD, PAD // 2), f"EACPS candidates: N = {budget}", fill=TEXT, font=font)
+    x = PAD
+    for colour, label in ((WINNER, f"winner #{winner}"), (ELITE, "elite"), (OTHER, "other")):
+        draw.rectangle([x, PAD // 2 + LINE + 1, x + 10, PAD // 2 + LINE + 11], fill=colour)
+        draw.text((x + 14, PAD // 2 + LINE), label, fill=TEXT, font=font)
+        x += 14 + int(draw.textlength(label, font=font)) + 16
+
+    for i, c in enumerate(cands):
+        x0, y0 = cell_origin(i, n, (h, w), thumb)
+        colour = WINNER if c.id == winner else ELITE if c.id in elites else OTHER
+        draw.rectangle([x0, y0, x0 + tw + 2 * BORDER - 1, y0 + th + 2 * BORDER - 1], fill=colour)
+        canvas.paste(_to_pil(c.image).resize((tw, th), Image.Resampling.LANCZOS), (x0 + BORDER, y0 + BORDER))
+        scores = {names[(ident, asp)]: v for ident, asp, v in c.scores}
+        lines = [
+            f"#{c.id} g{c.generation}" + ("  WINNER" if c.id == winner else "  elite" if c.id in elites else ""),
+            f"seed {short_seed(c.seed)}",
+            f"U {_fmt(c.potential)}",
+        ] + [f"{a[:14]} {_fmt(scores.get(a))}" for a in aspects]
+        ty = y0 + th + 2 * BORDER + 1
+        for line in lines:
+            draw.text((x0, ty), line, fill=TEXT, font=font)
+            ty += LINE
+    arr = np.asarray(canvas, dtype=np.float32) / 255.0
+    return torch.from_numpy(arr.copy()).unsqueeze(0)

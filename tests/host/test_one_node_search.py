@@ -1,0 +1,143 @@
+"""EACPS_Search and EACPS_BestOfN in a real in-process ComfyUI on the tiny test models."""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+import pytest
+import torch
+
+from harness.inprocess import PromptInvalid
+from host.graphs import best_of_n_node, capture, one_node_prompt, search_node, two_stage_prompt
+
+pytestmark = pytest.mark.host
+
+ATOL = 1e-5
+
+
+def _same_search(five: dict, one: dict) -> None:
+    assert one["winner_seed"] == five["winner_seed"]
+    assert one["budget"] == five["budget"]
+    assert one["weights"] == five["weights"]
+    assert len(one["candidates"]) == len(five["candidates"])
+    for a, b in zip(one["candidates"], five["candidates"], strict=True):
+        assert a["recipe"] == b["recipe"], (a["id"], a["recipe"], b["recipe"])
+        assert (a["generation"], a["parent"]) == (b["generation"], b["parent"])
+        assert a["potential"] == pytest.approx(b["potential"], abs=ATOL)
+        assert a["scores"] == pytest.approx(b["scores"], abs=ATOL)
+
+
+def test_one_node_search_equals_the_five_node_graph(comfy, captured):
+    settings = dict(seed=3, k_global=6, m=2, k_local=3, mode="slerp", strength=0.6, anneal=0.5)
+    p = two_stage_prompt(**settings)
+    p.update({k: v for k, v in one_node_prompt(search_node(**settings)).items() if k not in p})
+    comfy.run(p)
+    five, one = json.loads(captured["report"]), json.loads(captured["one_report"])
+    _same_search(five, one)
+    assert one["budget"]["formula"] == "6 + 2*3 = 12"
+    assert captured["one_seed"] == captured["seed"] == five["winner_seed"]
+    torch.testing.assert_close(captured["one_latent"]["samples"], captured["latent"]["samples"], atol=ATOL, rtol=0)
+    assert captured["one_noise"].recipe == captured["noise"].recipe
+    assert captured["one_image"].shape == (1, 64, 64, 3)
+
+
+def test_two_generations_equal_two_chained_refinements(comfy, captured):
+    """generations=2 with sphere children and annealing = the five-node chain extended by one round."""
+    settings = dict(seed=4, k_global=5, m=2, k_local=2, mode="sphere", strength=0.8, anneal=0.5)
+    p = two_stage_prompt(**settings)
+    weights = p["pot1"]["inputs"]["weights"]
+    p["elite2"]["inputs"]["m"] = 2
+    p.update({
+        "local2": {"class_type": "EACPS_LocalSeedRefine",
+                   "inputs": {"candidates": ["elite2", 0], "k_local": 2, "mode": "sphere", "strength": 0.8,
+                              "anneal": 0.5}},
+        "score3": {"class_type": "EACPS_VerifierScore",
+                   "inputs": {"candidates": ["local2", 0], "verifier": ["verifier", 0], "prompt": "a red apple"}},
+        "pot3": {"class_type": "EACPS_WeightedPotential", "inputs": {"candidates": ["score3", 0], "weights": weights}},
+        "elite3": {"class_type": "EACPS_EliteSelect", "inputs": {"candidates": ["pot3", 0], "m": 1}},
+        "cap_report": capture(["elite3", 5], "report"),
+    })
+    p.update({k: v for k, v in one_node_prompt(search_node(generations=2, **settings)).items() if k not in p})
+    comfy.run(p)
+    five, one = json.loads(captured["report"]), json.loads(captured["one_report"])
+    _same_search(five, one)
+    assert [r["strength"] for r in one["budget"]["rounds"]] == [0.8, 0.4]
+    assert one["budget"]["formula"] == "5 + 2*2 + 2*2 = 13"
+
+
+def test_one_progress_bar_over_the_whole_search(comfy, captured):
+    comfy_utils = importlib.import_module("comfy.utils")
+    progress = []
+    comfy_utils.set_progress_bar_global_hook(lambda v, t, preview, node_id=None: progress.append((v, t)))
+    try:
+        result = comfy.run(one_node_prompt(search_node(seed=8, k_global=4, m=2, k_local=2, generations=2)))
+    finally:
+        comfy_utils.set_progress_bar_global_hook(None)
+    assert {t for _, t in progress} == {(4 + 2 * 2 * 2) * 4}
+    values = [v for v, _ in progress]
+    assert values == sorted(values) and values[-1] == 48
+    # the grid is shown on the node as a preview image
+    assert result.outputs["one"]["images"][0]["type"] == "temp"
+
+
+def test_best_of_n_equals_global_search_with_k_global_n(comfy, captured):
+    p = two_stage_prompt(seed=6, k_global=7, m=1)
+    p.update({k: v for k, v in one_node_prompt(best_of_n_node(n=7, seed=6), key="bon").items() if k not in p})
+    comfy.run(p)
+    bon = json.loads(captured["bon_report"])
+    assert bon["budget"]["formula"] == "7 = 7" and len(bon["candidates"]) == 7
+    stage1 = json.loads(captured["report"])["candidates"][:7]
+    assert [c["seed"] for c in bon["candidates"]] == [c["seed"] for c in stage1]
+    assert bon["candidates"][0]["seed"] == 6
+    best = max(bon["candidates"], key=lambda c: (c["potential"], -c["id"]))
+    assert captured["bon_seed"] == best["seed"] == bon["winner_seed"]
+    assert all(c["generation"] == 0 for c in bon["candidates"])
+
+
+def test_grid_output_has_one_cell_per_candidate(comfy, captured):
+    from eacps.search.grid import layout
+
+    comfy.run(one_node_prompt(best_of_n_node(n=5, seed=2), key="bon"))
+    cols, rows, _, _ = layout(5, (64, 64))
+    grid = captured["bon_grid"]
+    assert (cols, rows) == (3, 2) and grid.ndim == 4 and grid.shape[0] == 1 and grid.shape[-1] == 3
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"weights": "clip_score=1.0"}, "none of the connected verifiers produce"),
+        ({"m": 9}, "M = 9 elites, but only K_global = 8"),
+        ({"strength": 0.0}, "strength"),
+        ({"weights": "sharpness=abc"}, "not a number"),
+        ({"cfg": 200.0}, "bigger than max"),  # ComfyUI's own range checks stay on
+        # ComfyUI 0.3.75 checks no V3 combo and its KSampler would silently use euler: we refuse it
+        ({"sampler_name": "no_such_sampler"}, "sampler_name = 'no_such_sampler' is not one of"),
+        ({"scheduler": "no_such_scheduler"}, "scheduler = 'no_such_scheduler' is not one of"),
+        ({"k_local": 0}, "k_local"),
+    ],
+)
+def test_bad_inputs_are_refused_before_sampling(comfy, change, match):
+    node = search_node()
+    node["inputs"].update(change)
+    comfy_utils = importlib.import_module("comfy.utils")
+    progress = []
+    comfy_utils.set_progress_bar_global_hook(lambda v, t, preview, node_id=None: progress.append((v, t)))
+    try:
+        try:
+            result = comfy.run(one_node_prompt(node), expect_success=False)
+            message = result.error()
+            assert not result.success
+        except PromptInvalid as e:
+            message = str(e.details)
+    finally:
+        comfy_utils.set_progress_bar_global_hook(None)
+    assert match in message
+    assert progress == [], "nothing may be sampled before the inputs are refused"
+
+
+def test_unknown_weight_names_list_the_available_scores(comfy):
+    node = search_node(weights="sharpnes=1.0")
+    result = comfy.run(one_node_prompt(node), expect_success=False)
+    assert "available: exposure, sharpness" in result.error()
