@@ -24,12 +24,11 @@ import comfy.sample
 import comfy.samplers
 import comfy.utils
 import latent_preview
-import numpy as np
 import torch
 from comfy_api.latest import io
 
 from ..search.noise import NoiseRecipe, make_noise
-from ..search.pool import Pool, Round, SearchError
+from ..search.pool import Pool, SearchError
 from ..search.strategy import (
     GlobalExploration,
     LocalRefinement,
@@ -38,6 +37,7 @@ from ..search.strategy import (
     check_mode,
     check_seed,
     check_strength,
+    stage_rng,
     to_candidates,
 )
 from .types import Candidates
@@ -264,7 +264,7 @@ def make_setup(model, positive, negative, latent_image, vae, seed, steps, cfg, s
 
 def global_stage(setup: SamplingSetup, k_global: int, progress: Progress | None = None) -> Pool:
     """Stage 1: K_global plain seeds, candidate 0 = the user's seed; the RNG is seeded by (seed, 0)."""
-    strategy = GlobalExploration(k_global, setup.seed, np.random.default_rng([setup.seed, 0]))
+    strategy = GlobalExploration(k_global, setup.seed, stage_rng(setup.seed, 0))
     return grow(Pool(setup=setup, k_global=int(k_global)), strategy.ask(), progress=progress)
 
 
@@ -272,11 +272,8 @@ def refine_stage(pool: Pool, k_local: int, mode: str, strength: float, anneal: f
                  progress: Progress | None = None) -> Pool:
     """Stage 2, one round: K_local children per elite; round r's RNG is seeded by (seed, r)."""
     round_index = len(pool.rounds) + 1
-    rng = np.random.default_rng([pool.setup.seed, round_index])
-    strategy = LocalRefinement(k_local, mode, strength if mode != "seed_offset" else 1.0, anneal, rng)
+    strategy = LocalRefinement(k_local, mode, strength, anneal, stage_rng(pool.setup.seed, round_index))
     proposals, round_ = strategy.ask(pool)
-    if mode == "seed_offset":
-        round_ = Round(elites=round_.elites, k_local=round_.k_local, mode=mode, strength=0.0)
     return grow(pool, proposals, round_, progress)
 
 

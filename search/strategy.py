@@ -9,7 +9,8 @@ scores them (batched, with progress and Cancel), and tells the results back.
   radius strength * anneal^(r - 1). Child seeds come from the injected RNG (seed_offset: the
   paper's elite seed + j); a seed the pool already uses is skipped in every mode.
 - ``EACPS``: the whole two-stage search with G refinement generations as one ask/tell object.
-  Budget N = K_global + G * M * K_local.
+  Budget N = K_global + G * M * K_local. Each stage draws from ``stage_rng(seed, round)``, as the
+  nodes do, so the driver proposes exactly the candidates the node graph samples.
 """
 
 from __future__ import annotations
@@ -30,6 +31,13 @@ class Proposal:
     recipe: NoiseRecipe
     generation: int
     parent: int | None
+
+
+def stage_rng(seed: int, round_index: int) -> np.random.Generator:
+    """The RNG of one stage of a search started from ``seed``: round 0 is global exploration,
+    round r >= 1 the r-th local refinement. Seeding each stage on its own makes the five-node
+    graph, the one-node search and the EACPS driver draw the very same seeds."""
+    return np.random.default_rng([int(seed), int(round_index)])
 
 
 # ---- parameter checks (shared by the nodes' validate_inputs and by execution) ---------------
@@ -97,7 +105,10 @@ class LocalRefinement:
     def __init__(self, k_local: int, mode: str, strength: float, anneal: float, rng: np.random.Generator):
         check_count("K_local", k_local, "the number of children per elite")
         check_mode(mode)
-        check_strength(strength, mode)
+        if mode == "seed_offset":
+            strength = 0.0  # the paper's s + j has no radius
+        else:
+            check_strength(strength, mode)
         check_anneal(anneal)
         self.k_local, self.mode, self.strength, self.anneal, self.rng = int(k_local), mode, float(strength), float(anneal), rng
 
@@ -139,8 +150,7 @@ class LocalRefinement:
                     while s in used:
                         s = int(self.rng.integers(0, CHILD_SEED_RANGE))
                 used.add(s)
-                recipe = NoiseRecipe(seed=s, mode=self.mode, strength=strength if self.mode != "seed_offset" else 0.0,
-                                     parent=elite.recipe)
+                recipe = NoiseRecipe(seed=s, mode=self.mode, strength=strength, parent=elite.recipe)
                 proposals.append(Proposal(recipe, generation=round_index, parent=cid))
         return proposals, Round(elites=sel.ids, k_local=self.k_local, mode=self.mode, strength=strength)
 
@@ -163,14 +173,16 @@ class EACPS:
     potential per proposal of the last batch. best() is the winning candidate.
     """
 
-    def __init__(self, k_global: int, m: int, k_local: int, seed: int, rng: np.random.Generator,
+    def __init__(self, k_global: int, m: int, k_local: int, seed: int,
                  generations: int = 1, mode: str = "slerp", strength: float = 0.6, anneal: float = 0.5):
         check_count("M", m, "the number of elites")
         check_count("generations", generations, "the number of refinement generations")
         if m > k_global:
             raise SearchError(f"M = {m} elites, but only K_global = {k_global} global candidates; use M <= K_global")
-        self.glob = GlobalExploration(k_global, seed, rng)
-        self.local = LocalRefinement(k_local, mode, strength, anneal, rng)
+        self.seed = seed
+        self.glob = GlobalExploration(k_global, seed, stage_rng(seed, 0))
+        self.local_args = (k_local, mode, strength, anneal)
+        self.local = LocalRefinement(*self.local_args, stage_rng(seed, 1))
         self.m, self.generations = int(m), int(generations)
         self.pool = Pool(setup=None, k_global=int(k_global))
         self._pending: list[Proposal] | None = None
@@ -191,6 +203,7 @@ class EACPS:
             self._pending, self._round = self.glob.ask(), None
         else:
             self.pool = self.pool.with_elites(select_elites(self.pool, self.m))
+            self.local = LocalRefinement(*self.local_args, stage_rng(self.seed, len(self.pool.rounds) + 1))
             self._pending, self._round = self.local.ask(self.pool)
         return list(self._pending)
 

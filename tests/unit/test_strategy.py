@@ -41,7 +41,7 @@ def test_local_refinement_children_per_elite(mode):
     props, round_ = LocalRefinement(3, mode, 0.6, 0.5, rng()).ask(pool)
     assert [p.parent for p in props] == [1, 1, 1, 2, 2, 2]
     assert all(p.generation == 1 for p in props)
-    assert round_.size == 6 and round_.strength == pytest.approx(0.6)
+    assert round_.size == 6 and round_.strength == pytest.approx(0.0 if mode == "seed_offset" else 0.6)
     assert all(p.recipe.parent == pool.get(p.parent).recipe for p in props)
     seeds = [p.recipe.seed for p in props] + [c.seed for c in pool.candidates]
     assert len(set(seeds)) == len(seeds)
@@ -62,7 +62,7 @@ def test_seed_offset_skips_seeds_already_in_the_pool():
 
 
 def test_full_search_budget_and_annealing():
-    search = EACPS(k_global=8, m=3, k_local=4, seed=1, rng=rng(3), generations=2, strength=0.6, anneal=0.5)
+    search = EACPS(k_global=8, m=3, k_local=4, seed=1, generations=2, strength=0.6, anneal=0.5)
     assert search.budget() == 8 + 2 * 3 * 4
     batches = []
     while True:
@@ -98,7 +98,7 @@ def test_full_search_budget_and_annealing():
     ],
 )
 def test_bad_search_parameters_are_refused(kwargs, match):
-    args = dict(k_global=8, m=3, k_local=4, seed=1, rng=rng())
+    args = dict(k_global=8, m=3, k_local=4, seed=1)
     args.update(kwargs)
     with pytest.raises(SearchError, match=match):
         EACPS(**args)
@@ -205,3 +205,27 @@ def test_stale_elites_are_refused():
     grown = pool.add(to_candidates(pool, props, potential=[0.0, 0.0]), round_)
     with pytest.raises(SearchError, match="run EliteSelect again"):
         refine.ask(grown)
+
+
+def test_driver_proposes_what_the_node_stages_propose():
+    """The nodes run GlobalExploration / LocalRefinement with stage_rng(seed, round); the driver
+    must propose the same seeds, or a search run through the driver would not match the graph."""
+    from eacps.search.strategy import stage_rng
+
+    search = EACPS(k_global=6, m=2, k_local=3, seed=77, generations=2, strength=0.5, anneal=0.5)
+    first = search.ask()
+    assert [p.recipe for p in first] == [p.recipe for p in GlobalExploration(6, 77, stage_rng(77, 0)).ask()]
+    search.tell([float(i % 4) for i in range(len(first))])
+    second = search.ask()
+    expected, _ = LocalRefinement(3, "slerp", 0.5, 0.5, stage_rng(77, 1)).ask(search.pool)
+    assert [p.recipe for p in second] == [p.recipe for p in expected]
+
+
+def test_seed_offset_ignores_strength_and_records_no_radius():
+    pool = Pool(setup=None, k_global=2).add(
+        to_candidates(Pool(setup=None, k_global=2), GlobalExploration(2, 9, rng()).ask(), potential=[1.0, 2.0])
+    )
+    pool = pool.with_elites(select_elites(pool, 1))
+    props, round_ = LocalRefinement(2, "seed_offset", 0.7, 0.5, rng()).ask(pool)
+    assert round_.strength == 0.0
+    assert [p.recipe.seed for p in props] == [pool.get(1).seed + 1, pool.get(1).seed + 2]
