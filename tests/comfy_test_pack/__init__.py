@@ -13,10 +13,10 @@ _MODELS: dict[tuple[str, int], object] = {}
 _ARCH_MODELS: dict[str, object] = {}
 
 
-def _cached(kind: str, seed: int, build):
-    key = (kind, seed)
+def _cached(kind: str, seed: int, build, *args):
+    key = (kind, seed, *args)
     if key not in _MODELS:
-        _MODELS[key] = build(seed)
+        _MODELS[key] = build(seed, *args)
     return _MODELS[key]
 
 
@@ -40,10 +40,14 @@ class TinyVAE:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"weights_seed": ("INT", {"default": 0, "min": 0, "max": 2**31})}}
+        return {
+            "required": {"weights_seed": ("INT", {"default": 0, "min": 0, "max": 2**31})},
+            "optional": {"channels": ("INT", {"default": 4, "min": 1, "max": 64,
+                                              "tooltip": "latent channels: 4 (SD1.5/SDXL), 16 (FLUX)"})},
+        }
 
-    def load(self, weights_seed):
-        return (_cached("vae", weights_seed, tiny.tiny_vae),)
+    def load(self, weights_seed, channels=4):
+        return (_cached("vae", weights_seed, tiny.tiny_vae, channels),)
 
 
 class TinyConditioning:
