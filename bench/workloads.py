@@ -87,7 +87,8 @@ def model_nodes(spec: ModelSpec, batch_size: int = 1, text: str = "a red apple")
     return {
         "model": model, "pos": pos, "neg": neg,
         "latent": latent_node(spec, batch_size),
-        "vae": {"class_type": "EACPSTest_TinyVAE", "inputs": {"weights_seed": 0, "channels": spec.latent_channels}},
+        "vae": {"class_type": "EACPSTest_TinyVAEChannels",
+                "inputs": {"weights_seed": 0, "channels": spec.latent_channels}},
     }
 
 

@@ -40,13 +40,21 @@ class TinyVAE:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {
-            "required": {"weights_seed": ("INT", {"default": 0, "min": 0, "max": 2**31})},
-            "optional": {"channels": ("INT", {"default": 4, "min": 1, "max": 64,
-                                              "tooltip": "latent channels: 4 (SD1.5/SDXL), 16 (FLUX)"})},
-        }
+        return {"required": {"weights_seed": ("INT", {"default": 0, "min": 0, "max": 2**31})}}
 
-    def load(self, weights_seed, channels=4):
+    def load(self, weights_seed):
+        return (_cached("vae", weights_seed, tiny.tiny_vae, 4),)
+
+
+class TinyVAEChannels(TinyVAE):
+    """The tiny TAESD-shaped VAE for any latent channel count: 4 (SD1.5/SDXL), 16 (FLUX)."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"weights_seed": ("INT", {"default": 0, "min": 0, "max": 2**31}),
+                             "channels": ("INT", {"default": 4, "min": 1, "max": 64})}}
+
+    def load(self, weights_seed, channels):
         return (_cached("vae", weights_seed, tiny.tiny_vae, channels),)
 
 
@@ -127,6 +135,7 @@ class Capture:
 NODE_CLASS_MAPPINGS = {
     "EACPSTest_TinyModel": TinyModel,
     "EACPSTest_TinyVAE": TinyVAE,
+    "EACPSTest_TinyVAEChannels": TinyVAEChannels,
     "EACPSTest_TinyConditioning": TinyConditioning,
     "EACPSTest_Capture": Capture,
     "EACPSTest_ArchModel": ArchModel,
