@@ -123,7 +123,7 @@ def part_overhead(b: Bench, spec: ModelSpec, n: int, sub_batches: list[int], rep
     methods = {"b_stock_one_by_one": lambda: b.stock(spec, [1] * n)}
     schedules = {}
     for s in sub_batches:
-        schedules[s] = {"eacps": eacps_schedule(n, s), "stock_batched": chunks(n, s)}
+        schedules[str(s)] = {"eacps": eacps_schedule(n, s), "stock_batched": chunks(n, s)}  # str: JSON keys
         methods[f"a_eacps_S{s}"] = lambda s=s: b.eacps(spec, n, s)
         if s > 1:  # at S = 1 the stock batched graph is (b) itself
             methods[f"c_stock_batched_S{s}"] = lambda s=s: b.stock(spec, chunks(n, s))
@@ -169,6 +169,9 @@ def part_memory(b: Bench, spec: ModelSpec, n: int, sub_batch: int, searches: int
         out["vram"] = peak
     else:
         out["vram"] = "n/a: no CUDA device"
+    if searches < 2:
+        out["rss"] = "skipped: fewer than 2 searches asked (--leak-searches)"
+        return out
     proc = psutil.Process()
     rss, vram = [], []
     b.eacps(spec, n, sub_batch)  # warm-up
@@ -225,7 +228,7 @@ def part_scaling(b: Bench, spec: ModelSpec, ns: list[int], sub_batch: int, reps:
             "max_rel_residual": max(abs(t - p) / t for t, p in zip(ts, pred, strict=True)),
             "per_candidate_ratio_last_over_first": (ts[-1] / ns[-1]) / (ts[0] / ns[0]),
         }
-    return {"sub_batch": sub_batch, "splits": {n: "{} + {}*{}".format(*split(n)) for n in ns}, "reps": reps,
+    return {"sub_batch": sub_batch, "splits": {str(n): "{} + {}*{}".format(*split(n)) for n in ns}, "reps": reps,
             "times": res, "fits": fits}
 
 
@@ -422,7 +425,8 @@ def plan(args: argparse.Namespace, cuda: bool) -> list[dict]:
                         "sub_batches": args.sub_batches or ([1, 4] if flux else [1, 8] if name == "sdxl" else [1, 8, 20]),
                         "reps": args.reps or (2 if flux else 3),
                         "scaling_n": args.scaling_n or ([] if name != "sd15" else [8, 20, 50]),
-                        "leak": args.leak_searches or (10 if name == "sd15" else 0)})
+                        # the RSS leak check once (SD1.5); peak VRAM for every model
+                        "leak": args.leak_searches or (30 if name == "sd15" else 0)})
     return entries
 
 
@@ -467,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
         t_model = time.perf_counter()
         row = results["models"].setdefault(spec.name, {})
         row["spec"] = spec.describe()
+        row["command"] = results["meta"]["command"]  # GPU runs may merge several commands into one file
         print(f"[bench] {spec.name}: {spec.width}x{spec.height}, {spec.steps} steps, N={entry['n']}", flush=True)
         if "overhead" in args.parts:
             row["overhead"] = part_overhead(b, spec, entry["n"], entry["sub_batches"], entry["reps"])
@@ -478,8 +483,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[bench]   overhead done ({time.perf_counter() - t_model:.0f} s)", flush=True)
         if "memory" in args.parts:
             s_mem = 8 if 8 in entry["sub_batches"] else max(entry["sub_batches"])
-            row["memory"] = part_memory(b, spec, entry["n"], s_mem, entry["leak"]) if entry["leak"] else \
-                {"skipped": "leak_searches=0"}
+            row["memory"] = part_memory(b, spec, entry["n"], s_mem, entry["leak"])
             print(f"[bench]   memory done ({time.perf_counter() - t_model:.0f} s)", flush=True)
         if "scaling" in args.parts and entry["scaling_n"]:
             s_scale = 8 if not args.quick else 2

@@ -42,7 +42,7 @@ def markdown(r: dict) -> str:
                              f"{q['eacps_over_c']:.3f} | {q['eacps_over_c_matched']:.3f} |")
             lines.append("")
         mem = row.get("memory")
-        if mem and "rss" in mem:
+        if mem:
             rss = mem["rss"]
             lines += [f"### 3. Memory (EACPS S = {mem['sub_batch']}, N = {mem['n']})", ""]
             if isinstance(mem["vram"], dict):
@@ -50,14 +50,19 @@ def markdown(r: dict) -> str:
                 lines += ["| graph | peak allocated MB | peak above resident MB |", "|---|---|---|",
                           f"| EACPS search | {v['eacps']['peak_allocated_mb']:.0f} | {v['eacps']['peak_over_before_mb']:.0f} |",
                           f"| stock KSampler, batch {mem['sub_batch']} | {v['stock_ksampler']['peak_allocated_mb']:.0f} | "
-                          f"{v['stock_ksampler']['peak_over_before_mb']:.0f} |", ""]
+                          f"{v['stock_ksampler']['peak_over_before_mb']:.0f} |", "",
+                          f"Search / stock, peak above resident: {v['ratio_peak_over_before']:.2f}.", ""]
             else:
                 lines += [f"Peak VRAM: {mem['vram']}.", ""]
-            lines += [f"RSS over {rss['searches']} searches in one process: start {rss['start_mb']:.1f} MB, end "
-                      f"{rss['end_mb']:.1f} MB, max {rss['max_mb']:.1f} MB; least-squares slope "
-                      f"{rss['slope_mb_per_search']:+.3f} MB/search; leak threshold {rss['leak_threshold_mb_per_search']:.3f}"
-                      f" MB/search (half of one search's candidate images + latents, {rss['pool_payload_mb']:.3f} MB): "
-                      f"**{'LEAK' if rss['leak'] else 'no leak'}**.", ""]
+            if isinstance(rss, str):
+                lines += [f"RSS: {rss}.", ""]
+            else:
+                lines += [
+                    f"RSS over {rss['searches']} searches in one process: start {rss['start_mb']:.1f} MB, end "
+                    f"{rss['end_mb']:.1f} MB, max {rss['max_mb']:.1f} MB; least-squares slope "
+                    f"{rss['slope_mb_per_search']:+.3f} MB/search; leak threshold "
+                    f"{rss['leak_threshold_mb_per_search']:.3f} MB/search (half of one search's candidate images + "
+                    f"latents, {rss['pool_payload_mb']:.3f} MB): **{'LEAK' if rss['leak'] else 'no leak'}**.", ""]
         if "scaling" in row:
             sc = row["scaling"]
             splits = ", ".join(f"{n} = {s}" for n, s in sc["splits"].items())
@@ -90,7 +95,7 @@ def _batches(o: dict, key: str) -> str:
     n = o["n"]
     if key.startswith("b_"):
         return f"{n} x 1"
-    s = int(key.rsplit("_S", 1)[1])
+    s = key.rsplit("_S", 1)[1]
     sched = o["schedules"][s]["eacps" if key.startswith(("a_", "c_matched")) else "stock_batched"]
     return "+".join(str(x) for x in sched)
 
