@@ -499,6 +499,12 @@ def main(argv: list[str] | None = None) -> int:
             mm.soft_empty_cache()
     if "verifiers" in args.parts:
         t0 = time.perf_counter()
+        for name, row in results["models"].items():  # models timed by an earlier, merged command
+            times = row.get("overhead", {}).get("times", {})
+            key = "c_stock_batched_S8" if "c_stock_batched_S8" in times else "b_stock_one_by_one"
+            if not any(k.startswith(name + ":") for k in sampling_basis) and key in times:
+                sampling_basis[f"{name}: {key.replace('_', ' ')} (earlier command)"] = \
+                    times[key]["median_s"] / row["overhead"]["n"]
         first = entries[0]["spec"]
         if args.quick:
             archs, tiny_v, n_v, reps_v = [], "min", 4, 1
