@@ -13,10 +13,10 @@ _MODELS: dict[tuple[str, int], object] = {}
 _ARCH_MODELS: dict[str, object] = {}
 
 
-def _cached(kind: str, seed: int, build):
-    key = (kind, seed)
+def _cached(kind: str, seed: int, build, *args):
+    key = (kind, seed, *args)
     if key not in _MODELS:
-        _MODELS[key] = build(seed)
+        _MODELS[key] = build(seed, *args)
     return _MODELS[key]
 
 
@@ -43,7 +43,19 @@ class TinyVAE:
         return {"required": {"weights_seed": ("INT", {"default": 0, "min": 0, "max": 2**31})}}
 
     def load(self, weights_seed):
-        return (_cached("vae", weights_seed, tiny.tiny_vae),)
+        return (_cached("vae", weights_seed, tiny.tiny_vae, 4),)
+
+
+class TinyVAEChannels(TinyVAE):
+    """The tiny TAESD-shaped VAE for any latent channel count: 4 (SD1.5/SDXL), 16 (FLUX)."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"weights_seed": ("INT", {"default": 0, "min": 0, "max": 2**31}),
+                             "channels": ("INT", {"default": 4, "min": 1, "max": 64})}}
+
+    def load(self, weights_seed, channels):
+        return (_cached("vae", weights_seed, tiny.tiny_vae, channels),)
 
 
 class TinyConditioning:
@@ -123,6 +135,7 @@ class Capture:
 NODE_CLASS_MAPPINGS = {
     "EACPSTest_TinyModel": TinyModel,
     "EACPSTest_TinyVAE": TinyVAE,
+    "EACPSTest_TinyVAEChannels": TinyVAEChannels,
     "EACPSTest_TinyConditioning": TinyConditioning,
     "EACPSTest_Capture": Capture,
     "EACPSTest_ArchModel": ArchModel,

@@ -65,9 +65,11 @@ def tiny_model(seed: int = 0) -> comfy.model_patcher.ModelPatcher:
     return comfy.model_patcher.ModelPatcher(model, load_device=load, offload_device=offload)
 
 
-def tiny_vae_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
-    encoder = comfy.taesd.taesd.Encoder(4)
-    decoder = comfy.taesd.taesd.Decoder(4)
+def tiny_vae_state_dict(seed: int = 0, channels: int = 4) -> dict[str, torch.Tensor]:
+    """TAESD (4 latent channels: SD1.5/SDXL) or TAEF1-shaped (16: FLUX); comfy.sd.VAE reads the
+    channel count from taesd_decoder.1.weight."""
+    encoder = comfy.taesd.taesd.Encoder(channels)
+    decoder = comfy.taesd.taesd.Decoder(channels)
     _seeded_init(encoder, seed, scale=0.1)
     _seeded_init(decoder, seed + 1, scale=0.1)
     sd = {f"taesd_encoder.{k}": v for k, v in encoder.state_dict().items()}
@@ -77,8 +79,8 @@ def tiny_vae_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
     return sd
 
 
-def tiny_vae(seed: int = 0) -> comfy.sd.VAE:
-    return comfy.sd.VAE(sd=tiny_vae_state_dict(seed))
+def tiny_vae(seed: int = 0, channels: int = 4) -> comfy.sd.VAE:
+    return comfy.sd.VAE(sd=tiny_vae_state_dict(seed, channels))
 
 
 def text_conditioning(text: str, tokens: int = 77) -> list:

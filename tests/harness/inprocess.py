@@ -55,11 +55,13 @@ class PromptInvalid(AssertionError):
 
 
 class InProcessComfy:
-    """Boots ComfyUI once per process. Use ``run(prompt)`` for API-format prompts."""
+    """Boots ComfyUI once per process. Use ``run(prompt)`` for API-format prompts.
+
+    ``cpu=False`` lets ComfyUI pick its device (CUDA when available): for the GPU benchmarks."""
 
     _booted = False
 
-    def __init__(self, base_dir: Path):
+    def __init__(self, base_dir: Path, cpu: bool = True):
         if InProcessComfy._booted:
             raise RuntimeError("ComfyUI can be booted once per process; share the instance")
         InProcessComfy._booted = True
@@ -67,7 +69,7 @@ class InProcessComfy:
         sys.path.insert(0, str(host))
         import comfy.cli_args  # noqa: E402  (must precede comfy.model_management)
 
-        comfy.cli_args.args.cpu = True
+        comfy.cli_args.args.cpu = cpu
         comfy.cli_args.args.base_directory = str(base_dir)
         comfy.cli_args.args.disable_api_nodes = True
         # As main.py does: import these first so `utils` resolves to ComfyUI's package, not to
