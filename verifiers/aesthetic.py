@@ -69,14 +69,7 @@ class AestheticVerifier(Verifier):
                 "needs open_clip ViT-L-14 (768-d) with OpenAI weights"
             )
         self._identity = f"aesthetic:{arch}:{clip_name}:{head_name}"
-
-    @property
-    def identity(self) -> str:
-        return self._identity
-
-    @property
-    def patchers(self) -> list:
-        return [self.clip.patcher, self.head.patcher]
+        self.managed_models = (self.clip, self.head)
 
     def _score(self, images, prompt, reference) -> VerifierResult:
         feats = self.clip.image_features(images)

@@ -65,10 +65,6 @@ class APIJudgeVerifier(Verifier):
         self.concurrency = max(1, int(concurrency))
         self._identity = f"api_judge:{self.url}:{self.model}:{','.join(self.aspects)}"
 
-    @property
-    def identity(self) -> str:
-        return self._identity
-
     def _key(self) -> str | None:
         if not self.key_env:
             return None

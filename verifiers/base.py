@@ -67,19 +67,27 @@ class Verifier(ABC):
 
     Subclasses set ``kind`` (the verifier family, e.g. "clip_score"), ``aspects`` (the names of the
     scores it returns, e.g. ("clip_score",) or ("prompt_adherence", "realism", ...)) and
-    ``identity`` (kind plus whatever makes its scores differ: weights file, architecture, rubric),
-    which keys the per-candidate score cache. ``uses_reference`` says whether a reference image
-    changes its scores; ``requires_reference`` whether it cannot score without one.
+    ``identity`` (kind plus whatever makes its scores differ: weights file, architecture, rubric;
+    set ``self._identity`` or override the property), which keys the per-candidate score cache.
+    ``uses_reference`` says whether a reference image changes its scores; ``requires_reference``
+    whether it cannot score without one. ``managed_models`` lists the models it runs (objects with a
+    ``.patcher``: the ComfyUI ModelPatchers loaded before scoring), empty for measurements.
     """
 
     kind: str
     aspects: tuple[str, ...]
     uses_reference: bool = False
     requires_reference: bool = False
+    managed_models: tuple = ()
+    _identity: str
 
     @property
-    @abstractmethod
-    def identity(self) -> str: ...
+    def identity(self) -> str:
+        return self._identity
+
+    @property
+    def patchers(self) -> list:
+        return [m.patcher for m in self.managed_models]
 
     @abstractmethod
     def _score(self, images: torch.Tensor, prompt: str, reference: torch.Tensor | None) -> VerifierResult:

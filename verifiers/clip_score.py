@@ -22,18 +22,9 @@ class ClipScoreVerifier(Verifier):
     def __init__(self, arch: str, path: str, name: str):
         self.model = backbone(arch, path, "CLIP score verifier")
         self._identity = f"clip_score:{arch}:{name}"
-
-    @property
-    def identity(self) -> str:
-        return self._identity
-
-    @property
-    def patchers(self) -> list:
-        return [self.model.patcher]
+        self.managed_models = (self.model,)
 
     def _score(self, images, prompt, reference) -> VerifierResult:
-        img = self.model.image_features(images)
-        txt = self.model.text_features([prompt])
-        cos = (img @ txt.T).squeeze(1).double().cpu()
+        cos = self.model.prompt_cosine(images, prompt)
         raw = 2.5 * cos.clamp(min=0.0)
         return VerifierResult(scores={"clip_score": (raw * 4.0).clamp(0.0, 10.0)}, raw={"clip_score": raw})

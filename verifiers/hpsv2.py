@@ -25,17 +25,8 @@ class HPSv2Verifier(Verifier):
     def __init__(self, arch: str, path: str, name: str):
         self.model = backbone(arch, path, "HPSv2 verifier")
         self._identity = f"hpsv2:{arch}:{name}"
-
-    @property
-    def identity(self) -> str:
-        return self._identity
-
-    @property
-    def patchers(self) -> list:
-        return [self.model.patcher]
+        self.managed_models = (self.model,)
 
     def _score(self, images, prompt, reference) -> VerifierResult:
-        img = self.model.image_features(images)
-        txt = self.model.text_features([prompt])
-        raw = (img @ txt.T).squeeze(1).double().cpu()
+        raw = self.model.prompt_cosine(images, prompt)
         return VerifierResult(scores={"hpsv2": linear_to_score(raw, RAW_LOW, RAW_HIGH)}, raw={"hpsv2": raw})

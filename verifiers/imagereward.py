@@ -139,14 +139,7 @@ class ImageRewardVerifier(Verifier):
         key = ("imagereward", management.folder_key(folder), management.file_key(path))
         self.model = management.cached(key, lambda: ImageRewardModel(folder, path))
         self._identity = f"imagereward:{folder_name}:{checkpoint}"
-
-    @property
-    def identity(self) -> str:
-        return self._identity
-
-    @property
-    def patchers(self) -> list:
-        return [self.model.patcher]
+        self.managed_models = (self.model,)
 
     def _score(self, images, prompt, reference) -> VerifierResult:
         raw = self.model.rewards(images, prompt)

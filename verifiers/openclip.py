@@ -80,6 +80,10 @@ class OpenClipBackbone:
         feats = model.encode_text(tokens).float()
         return torch.nn.functional.normalize(feats, dim=-1)
 
+    def prompt_cosine(self, images: torch.Tensor, prompt: str) -> torch.Tensor:
+        """Cosine between each image's and the prompt's embedding, float64 [B] on the CPU."""
+        return (self.image_features(images) @ self.text_features([prompt]).T).squeeze(1).double().cpu()
+
 
 def backbone(arch: str, path: str, what: str) -> OpenClipBackbone:
     return management.cached(("open_clip", arch, management.file_key(path)),

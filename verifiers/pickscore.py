@@ -77,14 +77,7 @@ class PickScoreVerifier(Verifier):
     def __init__(self, folder: str, name: str):
         self.model = management.cached(("pickscore", management.folder_key(folder)), lambda: PickScoreModel(folder))
         self._identity = f"pickscore:{name}"
-
-    @property
-    def identity(self) -> str:
-        return self._identity
-
-    @property
-    def patchers(self) -> list:
-        return [self.model.patcher]
+        self.managed_models = (self.model,)
 
     def _score(self, images, prompt, reference) -> VerifierResult:
         raw = self.model.raw(images, prompt)

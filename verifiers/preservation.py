@@ -90,14 +90,7 @@ class PreservationVerifier(Verifier):
         if self.model is None and self.ssim_weight < 1.0:
             raise VerifierError("preservation verifier: without a backbone only SSIM can be used")
         self._identity = f"preservation:{aspect}:{source}:ssim_weight={self.ssim_weight:g}"
-
-    @property
-    def identity(self) -> str:
-        return self._identity
-
-    @property
-    def patchers(self) -> list:
-        return [self.model.patcher] if self.model is not None else []
+        self.managed_models = (self.model,) if self.model is not None else ()
 
     def _score(self, images, prompt, reference) -> VerifierResult:
         if reference is None:

@@ -82,14 +82,7 @@ class VLMJudgeVerifier(Verifier):
         tok = self.model.processor.tokenizer
         tok.padding_side = "left"
         self._identity = f"vlm_judge:{name}:{','.join(self.aspects)}"
-
-    @property
-    def identity(self) -> str:
-        return self._identity
-
-    @property
-    def patchers(self) -> list:
-        return [self.model.patcher]
+        self.managed_models = (self.model,)
 
     def _text(self, aspect: str, prompt: str) -> str:
         content = []
