@@ -11,8 +11,9 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..verifiers import management
-from ..verifiers.base import VerifierError
+from ..verifiers.rubric import parse_aspects
 from ..verifiers.technical import TechnicalQualityVerifier
+from .checks import first_error
 from .types import Verifier
 
 management.register_folders()
@@ -28,26 +29,11 @@ def _arch_options(default: str) -> list[str]:
 
 
 def _check_file(name: str, what: str, source: str) -> bool | str:
-    try:
-        management.resolve_file(name, what, source)
-    except VerifierError as e:
-        return str(e)
-    return True
+    return first_error((management.resolve_file, name, what, source))
 
 
 def _check_folder(name: str, what: str, source: str) -> bool | str:
-    try:
-        management.resolve_folder(name, what, source)
-    except VerifierError as e:
-        return str(e)
-    return True
-
-
-def _first_error(*checks) -> bool | str:
-    for c in checks:
-        if c is not True:
-            return c
-    return True
+    return first_error((management.resolve_folder, name, what, source))
 
 
 class LoadClipScoreVerifier(io.ComfyNode):
@@ -113,8 +99,8 @@ class LoadAestheticVerifier(io.ComfyNode):
     def validate_inputs(cls, clip_arch, clip_weights, head_weights):
         from ..verifiers.aesthetic import BACKBONE_SOURCE, HEAD_SOURCE
 
-        return _first_error(_check_file(clip_weights, "aesthetic verifier", BACKBONE_SOURCE),
-                            _check_file(head_weights, "aesthetic verifier", HEAD_SOURCE))
+        return first_error((management.resolve_file, clip_weights, "aesthetic verifier", BACKBONE_SOURCE),
+                           (management.resolve_file, head_weights, "aesthetic verifier", HEAD_SOURCE))
 
     @classmethod
     def execute(cls, clip_arch, clip_weights, head_weights) -> io.NodeOutput:
@@ -184,13 +170,7 @@ _ASPECTS_TOOLTIP = ("Comma-separated subset of prompt_adherence, realism, consis
 
 
 def _check_aspects(aspects: str) -> bool | str:
-    from ..verifiers.rubric import parse_aspects
-
-    try:
-        parse_aspects(aspects)
-    except VerifierError as e:
-        return str(e)
-    return True
+    return first_error((parse_aspects, aspects))
 
 
 class LoadVLMJudgeVerifier(io.ComfyNode):
@@ -218,7 +198,7 @@ class LoadVLMJudgeVerifier(io.ComfyNode):
     def validate_inputs(cls, model_folder, aspects):
         from ..verifiers.vlm_judge import SOURCE
 
-        return _first_error(_check_aspects(aspects), _check_folder(model_folder, "VLM judge", SOURCE))
+        return first_error((parse_aspects, aspects), (management.resolve_folder, model_folder, "VLM judge", SOURCE))
 
     @classmethod
     def execute(cls, model_folder, aspects, max_batch) -> io.NodeOutput:

@@ -40,6 +40,7 @@ from ..search.strategy import (
     stage_rng,
     to_candidates,
 )
+from .checks import first_error
 from .types import Candidates
 
 BATCH_SAFE_SAMPLERS = frozenset({
@@ -172,24 +173,6 @@ def grow(pool: Pool, proposals, round_=None, progress: Progress | None = None) -
     return pool.add(new, round_)
 
 
-def _message(check, *args) -> str | None:
-    try:
-        check(*args)
-    except SearchError as e:
-        return str(e)
-    return None
-
-
-def _first_error(*checks) -> bool | str:
-    for check in checks:
-        if check is None:
-            continue
-        msg = _message(*check)
-        if msg:
-            return msg
-    return True
-
-
 class SeedSearchGlobal(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -231,7 +214,7 @@ class SeedSearchGlobal(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, seed, k_global, steps, max_sub_batch, denoise, sampler_name=None, scheduler=None):
-        return _first_error(
+        return first_error(
             None if sampler_name is None else (check_choice, "sampler_name", sampler_name, comfy.samplers.KSampler.SAMPLERS),
             None if scheduler is None else (check_choice, "scheduler", scheduler, comfy.samplers.KSampler.SCHEDULERS),
             None if seed is None else (check_seed, seed),
@@ -326,7 +309,7 @@ class LocalSeedRefine(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, k_local, mode, strength, anneal):
-        return _first_error(
+        return first_error(
             None if k_local is None else (check_count, "k_local", k_local, "the number of children per elite"),
             None if mode is None else (check_mode, mode),
             None if strength is None or mode == "seed_offset" else (check_strength, strength, mode or "slerp"),

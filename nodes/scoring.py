@@ -11,6 +11,7 @@ from comfy_api.latest import io
 from ..search.pool import Pool, SearchError, VerifierInfo
 from ..search.potential import compute_potentials, parse_weights
 from ..verifiers.base import Verifier
+from .checks import first_error
 from .types import Candidates
 from .types import Verifier as VerifierSocket
 
@@ -101,13 +102,7 @@ class WeightedPotential(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, weights):
-        if weights is None:
-            return True
-        try:
-            parse_weights(weights)
-        except SearchError as e:
-            return str(e)
-        return True
+        return first_error(None if weights is None else (parse_weights, weights))
 
     @classmethod
     def execute(cls, candidates, weights) -> io.NodeOutput:

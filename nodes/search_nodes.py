@@ -16,7 +16,8 @@ from ..search.pool import Pool, SearchError
 from ..search.potential import parse_weights
 from ..search.strategy import check_anneal, check_count, check_mode, check_strength
 from ..verifiers.base import Verifier
-from .sampling import Progress, SeedSearchGlobal, _first_error, global_stage, make_setup, refine_stage
+from .checks import first_error
+from .sampling import Progress, SeedSearchGlobal, global_stage, make_setup, refine_stage
 from .scoring import apply_weights, score_pool, verifier_info
 from .selection import select_best
 from .types import Verifier as VerifierSocket
@@ -115,15 +116,10 @@ def _check_widgets(seed=None, steps=None, denoise=None, max_sub_batch=None, weig
         return checks
     for name, value in counts.items():
         if value is not None:
-            msg = _first_error((check_count, name, value, f"'{name}'"))
+            msg = first_error((check_count, name, value, f"'{name}'"))
             if msg is not True:
                 return msg
-    if weights is not None:
-        try:
-            parse_weights(weights)
-        except SearchError as e:
-            return str(e)
-    return True
+    return first_error(None if weights is None else (parse_weights, weights))
 
 
 class Search(io.ComfyNode):
@@ -172,7 +168,7 @@ class Search(io.ComfyNode):
             return msg
         if m is not None and k_global is not None and m > k_global:
             return f"M = {m} elites, but only K_global = {k_global} global candidates; use M <= K_global"
-        return _first_error(
+        return first_error(
             None if mode is None else (check_mode, mode),
             None if strength is None or mode == "seed_offset" else (check_strength, strength, mode or "slerp"),
             None if anneal is None else (check_anneal, anneal),

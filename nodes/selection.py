@@ -9,6 +9,7 @@ from ..search.noise import NoiseRecipe, make_noise
 from ..search.pool import Pool, SearchError
 from ..search.report import report_json
 from ..search.strategy import check_count, select_elites
+from .checks import first_error
 from .types import Candidates
 
 
@@ -80,13 +81,7 @@ class EliteSelect(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, m):
-        if m is None:
-            return True
-        try:
-            check_count("m", m, "the number of elites")
-        except SearchError as e:
-            return str(e)
-        return True
+        return first_error(None if m is None else (check_count, "m", m, "the number of elites"))
 
     @classmethod
     def execute(cls, candidates, m) -> io.NodeOutput:
