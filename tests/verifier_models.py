@@ -60,13 +60,17 @@ def write_aesthetic_head(path: Path, input_size: int, seed: int = 0) -> Path:
     return path
 
 
-def write_dinov2(folder: Path, seed: int = 0) -> Path:
+def write_dinov2(folder: Path, seed: int = 0, safetensors: bool = True) -> Path:
     from transformers import Dinov2Config, Dinov2Model
 
     torch.manual_seed(seed)
     config = Dinov2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
                           patch_size=8, image_size=32)
-    Dinov2Model(config).save_pretrained(folder)
+    model = Dinov2Model(config)
+    model.save_pretrained(folder)
+    if not safetensors:  # the old pickle layout (transformers 5 itself writes only safetensors)
+        (folder / "model.safetensors").unlink()
+        torch.save(model.state_dict(), folder / "pytorch_model.bin")
     (folder / "preprocessor_config.json").write_text(json.dumps({
         "crop_size": {"height": 32, "width": 32}, "image_mean": [0.485, 0.456, 0.406],
         "image_std": [0.229, 0.224, 0.225], "image_processor_type": "BitImageProcessor",

@@ -36,7 +36,8 @@ class PickScoreModel:
         except Exception as e:
             raise VerifierError(f"{what}: no usable tokenizer files in {folder} ({e}). Expected {SOURCE}") from e
         try:
-            model = CLIPModel.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
+            model = CLIPModel.from_pretrained(folder, local_files_only=True, trust_remote_code=False,
+                                              use_safetensors=True)
         except Exception as e:
             raise VerifierError(f"{what}: cannot load a CLIPModel from {folder}: {e}. Expected {SOURCE}") from e
         cfg = {}

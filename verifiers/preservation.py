@@ -31,7 +31,8 @@ class DinoBackbone:
         from transformers import Dinov2Model
 
         try:
-            model = Dinov2Model.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
+            model = Dinov2Model.from_pretrained(folder, local_files_only=True, trust_remote_code=False,
+                                               use_safetensors=True)
         except Exception as e:
             raise VerifierError(f"preservation verifier: cannot load DINOv2 from {folder}: {e}. "
                                 f"Expected {DINO_SOURCE}") from e

@@ -34,7 +34,7 @@ class VLMModel:
         dtype = management.compute_dtype(device, prefer=torch.bfloat16)
         try:
             model = AutoModelForImageTextToText.from_pretrained(
-                folder, local_files_only=True, trust_remote_code=False, dtype=dtype)
+                folder, local_files_only=True, trust_remote_code=False, use_safetensors=True, dtype=dtype)
         except Exception as e:
             raise VerifierError(f"{what}: cannot load the model from {folder}: {e}. Expected {SOURCE}") from e
         tok = getattr(self.processor, "tokenizer", None)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from verifier_checks import check_verifier, load_verifier, make_images, verifier_error
+from verifier_checks import check_verifier, load_verifier, make_images
 from verifier_models import TINY_CLIP, write_aesthetic_head
 
+from eacps.verifiers.base import VerifierError
 from harness.inprocess import PromptInvalid
 
 pytestmark = pytest.mark.host
@@ -82,7 +83,7 @@ def test_preservation_without_reference_fails(comfy, captured, verifier_files):
     v = load_verifier(comfy, captured, "EACPS_LoadPreservationVerifier",
                       {"aspect": "identity", "backbone": "ssim_only", "dinov2_folder": "tiny_dinov2",
                        "clip_arch": TINY_CLIP, "clip_weights": "tiny_clip.safetensors", "ssim_weight": 1.0})
-    with pytest.raises(verifier_error(v), match="reference"):
+    with pytest.raises(VerifierError, match="reference"):
         v.score(make_images(2), "p")
 
 
@@ -97,3 +98,19 @@ def test_missing_weights_error_names_file_folder_and_source(comfy, verifier_file
     assert "not_there.safetensors" in text
     assert str(comfy.base_dir / "models" / "verifiers") in text
     assert "open_clip" in text and "laion/CLIP-ViT-H-14" in text
+
+
+def test_pickled_model_folders_are_refused(comfy, verifier_files):
+    """A transformers folder whose weights are only a pickle (pytorch_model.bin) is not loaded."""
+    from verifier_models import write_dinov2
+
+    write_dinov2(verifier_files / "pickled_dinov2", safetensors=False)
+    assert not list((verifier_files / "pickled_dinov2").glob("*.safetensors"))
+    with pytest.raises(AssertionError, match="safetensors"):
+        comfy.run({
+            "load": {"class_type": "EACPS_LoadPreservationVerifier",
+                     "inputs": {"aspect": "identity", "backbone": "dinov2", "dinov2_folder": "pickled_dinov2",
+                                "clip_arch": TINY_CLIP, "clip_weights": "tiny_clip.safetensors",
+                                "ssim_weight": 0.5}},
+            "cap": {"class_type": "EACPSTest_Capture", "inputs": {"value": ["load", 0], "key": "pickled"}},
+        })

@@ -14,8 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import torch
-from verifier_checks import check_verifier, load_verifier, make_images, verifier_error
+from verifier_checks import check_verifier, load_verifier, make_images
 
+from eacps.verifiers.base import VerifierError
 from harness.inprocess import PromptInvalid
 
 pytestmark = pytest.mark.host
@@ -46,7 +47,7 @@ def test_vlm_judge_sees_reference_and_candidate(comfy, captured, judge_files):
     result = check_verifier(v, images, "make it red", ref_a)
     other = v.score(images, "make it red", ref_b)
     assert not torch.allclose(result.raw["identity"], other.raw["identity"])  # the reference is seen
-    with pytest.raises(verifier_error(v), match="reference"):
+    with pytest.raises(VerifierError, match="reference"):
         v.score(images, "make it red")
 
 
@@ -207,7 +208,7 @@ def test_api_judge_retries_429_then_succeeds(comfy, captured, judge_server):
 def test_api_judge_bad_answers_are_errors(comfy, captured, judge_server, action, message):
     v = load_verifier(comfy, captured, "EACPS_LoadAPIJudgeVerifier", api_inputs(judge_server, concurrency=1))
     judge_server.script = [action]
-    with pytest.raises(verifier_error(v), match=message) as info:
+    with pytest.raises(VerifierError, match=message) as info:
         v.score(make_images(1), "p")
     assert API_KEY not in str(info.value)
 
@@ -216,10 +217,10 @@ def test_api_judge_timeout_and_persistent_errors(comfy, captured, judge_server):
     v = load_verifier(comfy, captured, "EACPS_LoadAPIJudgeVerifier",
                       api_inputs(judge_server, timeout_s=0.3, max_retries=1, concurrency=1))
     judge_server.script = ["slow", "slow"]
-    with pytest.raises(verifier_error(v), match=r"gave up after 2 attempts; last: no answer within 0.3 s"):
+    with pytest.raises(VerifierError, match=r"gave up after 2 attempts; last: no answer within 0.3 s"):
         v.score(make_images(1), "p")
     judge_server.script = ["500", "500"]
-    with pytest.raises(verifier_error(v), match="HTTP 500"):
+    with pytest.raises(VerifierError, match="HTTP 500"):
         v.score(make_images(1), "p")
 
 
