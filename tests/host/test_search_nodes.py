@@ -285,3 +285,17 @@ def test_a_second_refinement_generation_anneals_the_radius(comfy, captured):
     assert [c["generation"] for c in gen2] == [2, 2]
     assert all(c["parent"] == budget["rounds"][1]["elites"][0] for c in gen2)
     assert all(c["recipe"]["lam"] == pytest.approx(math.cos(0.3 * math.pi / 2)) for c in gen2)
+
+
+def test_changing_the_final_weights_samples_nothing_again(comfy, captured):
+    """DESIGN: scores are cached per candidate and ComfyUI caches node outputs, so changing a
+    weight of the final potential re-runs only the potential and the selection."""
+    first = two_stage_prompt(seed=31)
+    comfy.run(first)
+    second = two_stage_prompt(seed=31)
+    second["pot2"]["inputs"]["weights"] = "sharpness=0.2\nexposure=3.0"
+    result = comfy.run(second)
+    cached = {node for event, data in result.status_messages if event == "execution_cached" for node in data["nodes"]}
+    assert {"global", "local", "score1", "score2"} <= cached, cached
+    assert not {"pot2", "elite2"} & cached, "the changed potential and the selection after it must run again"
+    assert json.loads(captured["report"])["weights"] == {"sharpness": 0.2, "exposure": 3.0}
