@@ -135,10 +135,6 @@ class Pool:
             out.setdefault(key, name)
         return out
 
-    def named_scores(self, c: Candidate) -> dict[str, float]:
-        names = self.display_names()
-        return {names[(ident, asp)]: value for ident, asp, value in c.scores}
-
     def budget(self) -> dict:
         n = self.k_global + sum(r.size for r in self.rounds)
         return {

@@ -144,22 +144,6 @@ def download_file(repo_id: str, filename: str, what: str, target: str | None = N
         ) from e
 
 
-def download_folder(repo_id: str, name: str, what: str) -> str:
-    """Opt-in download of a whole HF model repo into models/verifiers/<name>."""
-    try:
-        from huggingface_hub import snapshot_download
-    except ImportError as e:
-        raise VerifierError(f"{what}: downloading needs the huggingface_hub package ({e})") from e
-    target = os.path.join(default_folder(), name)
-    try:
-        snapshot_download(repo_id=repo_id, local_dir=target)
-    except Exception as e:
-        raise VerifierError(
-            f"{what}: could not download the Hugging Face repo '{repo_id}' into {target}: {e}"
-        ) from e
-    return target
-
-
 # ---------------------------------------------------------------- devices, dtypes, model patchers
 
 
@@ -191,16 +175,6 @@ def compute_dtype(device: torch.device | None = None, prefer: torch.dtype | None
     return dtype
 
 
-def intermediate_device() -> torch.device:
-    import comfy.model_management as mm
-
-    return mm.intermediate_device()
-
-
-def to_cpu(t: torch.Tensor) -> torch.Tensor:
-    return t.detach().to("cpu", torch.float64)
-
-
 class Holder(torch.nn.Module):
     """What the ModelPatcher holds. ModelPatcher sets attributes such as ``device`` on its model,
     which transformers models expose as read-only properties; a plain container takes them."""
@@ -226,14 +200,6 @@ class Managed:
         mm.throw_exception_if_processing_interrupted()
         mm.load_models_gpu([self.patcher])
         return self.module
-
-    @staticmethod
-    def load_all(managed: list[Managed]) -> None:
-        """Load several modules in one call, so ComfyUI fits them in VRAM together."""
-        import comfy.model_management as mm
-
-        mm.throw_exception_if_processing_interrupted()
-        mm.load_models_gpu([m.patcher for m in managed])
 
 
 def manage(module: torch.nn.Module, dtype: torch.dtype | None = None) -> Managed:
@@ -277,8 +243,3 @@ def folder_key(path: str) -> tuple:
             st = os.stat(full)
             entries.append((name, st.st_size, st.st_mtime_ns))
     return (os.path.realpath(path), tuple(entries))
-
-
-def clear_cache() -> None:
-    with _CACHE_LOCK:
-        _CACHE.clear()

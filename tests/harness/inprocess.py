@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import logging
 import sys
 import uuid
 from dataclasses import dataclass, field
@@ -120,6 +119,3 @@ class InProcessComfy:
             raise AssertionError(f"prompt failed: {result.error()}")
         return result
 
-
-def quiet_comfy_logging() -> None:
-    logging.getLogger().setLevel(logging.WARNING)
