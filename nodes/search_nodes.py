@@ -122,6 +122,17 @@ def _check_widgets(seed=None, steps=None, denoise=None, max_sub_batch=None, weig
     return first_error(None if weights is None else (parse_weights, weights))
 
 
+def _prepare(check, verifier_inputs, weights, prompt, reference, *sampling):
+    """What both one-node searches do before sampling: the widget checks (``check``, the node's
+    validate_inputs result), the connected verifiers and their weights, the sampling setup."""
+    if check is not True:
+        raise SearchError(check)
+    verifiers = _connected(dict(zip(("verifier_1", "verifier_2", "verifier_3", "verifier_4"), verifier_inputs,
+                                    strict=True)))
+    check_before_sampling(verifiers, weights, prompt, reference)
+    return verifiers, make_setup(*sampling)
+
+
 class Search(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -182,13 +193,9 @@ class Search(io.ComfyNode):
                                     weights=weights, k_global=k_global, m=m, k_local=k_local,
                                     generations=generations, mode=mode, strength=strength, anneal=anneal,
                                     sampler_name=sampler_name, scheduler=scheduler)
-        if check is not True:
-            raise SearchError(check)
-        verifiers = _connected(dict(verifier_1=verifier_1, verifier_2=verifier_2, verifier_3=verifier_3,
-                                    verifier_4=verifier_4))
-        check_before_sampling(verifiers, weights, prompt, reference)
-        setup = make_setup(model, positive, negative, latent_image, vae, seed, steps, cfg, sampler_name, scheduler,
-                           denoise, max_sub_batch)
+        verifiers, setup = _prepare(check, (verifier_1, verifier_2, verifier_3, verifier_4), weights, prompt,
+                                    reference, model, positive, negative, latent_image, vae, seed, steps, cfg,
+                                    sampler_name, scheduler, denoise, max_sub_batch)
         progress = Progress((k_global + generations * m * k_local) * setup.steps)
         pool = global_stage(setup, k_global, progress)
         for _ in range(generations):
@@ -231,13 +238,9 @@ class BestOfN(io.ComfyNode):
                 verifier_3=None, verifier_4=None) -> io.NodeOutput:
         check = cls.validate_inputs(seed=seed, steps=steps, denoise=denoise, max_sub_batch=max_sub_batch,
                                     weights=weights, n=n, sampler_name=sampler_name, scheduler=scheduler)
-        if check is not True:
-            raise SearchError(check)
-        verifiers = _connected(dict(verifier_1=verifier_1, verifier_2=verifier_2, verifier_3=verifier_3,
-                                    verifier_4=verifier_4))
-        check_before_sampling(verifiers, weights, prompt, reference)
-        setup = make_setup(model, positive, negative, latent_image, vae, seed, steps, cfg, sampler_name, scheduler,
-                           denoise, max_sub_batch)
+        verifiers, setup = _prepare(check, (verifier_1, verifier_2, verifier_3, verifier_4), weights, prompt,
+                                    reference, model, positive, negative, latent_image, vae, seed, steps, cfg,
+                                    sampler_name, scheduler, denoise, max_sub_batch)
         pool = global_stage(setup, n)
         return _result(cls, _evaluate(pool, verifiers, prompt, reference, weights))
 
