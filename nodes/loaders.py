@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..verifiers import management
+from ..verifiers import downloads, management
+from ..verifiers.protocol import VerifierError
 from ..verifiers.rubric import parse_aspects
 from ..verifiers.technical import TechnicalQualityVerifier
 from .checks import first_error
@@ -28,12 +29,13 @@ def _arch_options(default: str) -> list[str]:
     return archs if default in archs else [default, *archs]
 
 
-def _check_file(name: str, what: str, source: str) -> bool | str:
-    return first_error((management.resolve_file, name, what, source))
-
-
-def _check_folder(name: str, what: str, source: str) -> bool | str:
-    return first_error((management.resolve_folder, name, what, source))
+def _download_input(repos: str) -> io.Boolean.Input:
+    """The opt-in download switch (off: the loader never touches the network). Optional, so API
+    prompts written before it existed still validate."""
+    return io.Boolean.Input("download", default=False, optional=True,
+                            tooltip=f"If the chosen weights are missing and are public ones this pack knows ({repos}), "
+                                    "download them with huggingface_hub into models/verifiers (resumable, checked). "
+                                    "Off: never touch the network.")
 
 
 class LoadClipScoreVerifier(io.ComfyNode):
@@ -49,24 +51,26 @@ class LoadClipScoreVerifier(io.ComfyNode):
                 io.Combo.Input("arch", options=_arch_options("ViT-H-14"), default="ViT-H-14",
                                tooltip="open_clip architecture the weights were trained with "
                                        "(OpenAI weights need the -quickgelu variant)."),
-                io.Combo.Input("weights", options=management.options_or_hint(
-                    management.weight_files(), "open_clip_model.safetensors"),
+                io.Combo.Input("weights", options=downloads.options(
+                    management.weight_files(), downloads.CLIP_FILES, "open_clip_model.safetensors"),
                     tooltip="open_clip state dict in models/verifiers (.safetensors preferred)."),
+                _download_input("laion/CLIP-ViT-H-14-laion2B-s32B-b79K, timm/vit_large_patch14_clip_224.openai"),
             ],
             outputs=[Verifier.Output()],
         )
 
     @classmethod
-    def validate_inputs(cls, arch, weights):
+    def validate_inputs(cls, arch, weights, download=False):
         from ..verifiers.clip_score import SOURCE
 
-        return _check_file(weights, "CLIP score verifier", SOURCE)
+        return first_error((downloads.check, weights, "CLIP score verifier", SOURCE, download, downloads.CLIP_FILES),
+                           (downloads.check_arch, weights, arch, "CLIP score verifier"))
 
     @classmethod
-    def execute(cls, arch, weights) -> io.NodeOutput:
+    def execute(cls, arch, weights, download=False) -> io.NodeOutput:
         from ..verifiers.clip_score import SOURCE, ClipScoreVerifier
 
-        path = management.resolve_file(weights, "CLIP score verifier", SOURCE)
+        path = downloads.resolve(weights, "CLIP score verifier", SOURCE, download, downloads.CLIP_FILES)
         return io.NodeOutput(ClipScoreVerifier(arch, path, weights))
 
 
@@ -85,29 +89,34 @@ class LoadAestheticVerifier(io.ComfyNode):
                 io.Combo.Input("clip_arch", options=_arch_options("ViT-L-14-quickgelu"),
                                default="ViT-L-14-quickgelu",
                                tooltip="The head was trained on OpenAI ViT-L-14 (quickgelu) embeddings."),
-                io.Combo.Input("clip_weights", options=management.options_or_hint(
-                    management.weight_files(), "open_clip_model.safetensors"),
+                io.Combo.Input("clip_weights", options=downloads.options(
+                    management.weight_files(), (downloads.CLIP_L_OPENAI,), "open_clip_model.safetensors"),
                     tooltip="open_clip ViT-L-14 OpenAI state dict in models/verifiers."),
-                io.Combo.Input("head_weights", options=management.options_or_hint(
-                    management.weight_files(), HEAD_FILE),
+                io.Combo.Input("head_weights", options=downloads.options(
+                    management.weight_files(), (downloads.AESTHETIC_HEAD,), HEAD_FILE),
                     tooltip=f"The aesthetic MLP head ({HEAD_FILE}) in models/verifiers."),
+                _download_input("timm/vit_large_patch14_clip_224.openai, trl-lib/ddpo-aesthetic-predictor"),
             ],
             outputs=[Verifier.Output()],
         )
 
     @classmethod
-    def validate_inputs(cls, clip_arch, clip_weights, head_weights):
+    def validate_inputs(cls, clip_arch, clip_weights, head_weights, download=False):
         from ..verifiers.aesthetic import BACKBONE_SOURCE, HEAD_SOURCE
 
-        return first_error((management.resolve_file, clip_weights, "aesthetic verifier", BACKBONE_SOURCE),
-                           (management.resolve_file, head_weights, "aesthetic verifier", HEAD_SOURCE))
+        return first_error(
+            (downloads.check, clip_weights, "aesthetic verifier", BACKBONE_SOURCE, download, (downloads.CLIP_L_OPENAI,)),
+            (downloads.check_arch, clip_weights, clip_arch, "aesthetic verifier"),
+            (downloads.check, head_weights, "aesthetic verifier", HEAD_SOURCE, download, (downloads.AESTHETIC_HEAD,)))
 
     @classmethod
-    def execute(cls, clip_arch, clip_weights, head_weights) -> io.NodeOutput:
+    def execute(cls, clip_arch, clip_weights, head_weights, download=False) -> io.NodeOutput:
         from ..verifiers.aesthetic import BACKBONE_SOURCE, HEAD_SOURCE, AestheticVerifier
 
-        clip_path = management.resolve_file(clip_weights, "aesthetic verifier", BACKBONE_SOURCE)
-        head_path = management.resolve_file(head_weights, "aesthetic verifier", HEAD_SOURCE)
+        clip_path = downloads.resolve(clip_weights, "aesthetic verifier", BACKBONE_SOURCE, download,
+                                      (downloads.CLIP_L_OPENAI,))
+        head_path = downloads.resolve(head_weights, "aesthetic verifier", HEAD_SOURCE, download,
+                                      (downloads.AESTHETIC_HEAD,))
         return io.NodeOutput(AestheticVerifier(clip_arch, clip_path, clip_weights, head_path, head_weights))
 
 
@@ -125,43 +134,49 @@ class LoadPreservationVerifier(io.ComfyNode):
                                tooltip="Name of the score (the EACPS edit preset weighs 'identity')."),
                 io.Combo.Input("backbone", options=["dinov2", "open_clip", "ssim_only"], default="dinov2",
                                tooltip="Embedding model for the semantic part; ssim_only needs no weights."),
-                io.Combo.Input("dinov2_folder", options=management.options_or_hint(
-                    management.hf_folders(), "dinov2-base"),
+                io.Combo.Input("dinov2_folder", options=downloads.options(
+                    management.hf_folders(), downloads.DINOV2, "dinov2-base"),
                     tooltip="transformers DINOv2 folder in models/verifiers (backbone dinov2)."),
                 io.Combo.Input("clip_arch", options=_arch_options("ViT-L-14-quickgelu"),
                                default="ViT-L-14-quickgelu", tooltip="open_clip architecture (backbone open_clip)."),
-                io.Combo.Input("clip_weights", options=management.options_or_hint(
-                    management.weight_files(), "open_clip_model.safetensors"),
+                io.Combo.Input("clip_weights", options=downloads.options(
+                    management.weight_files(), downloads.CLIP_FILES, "open_clip_model.safetensors"),
                     tooltip="open_clip state dict in models/verifiers (backbone open_clip)."),
                 io.Float.Input("ssim_weight", default=0.5, min=0.0, max=1.0, step=0.05,
                                tooltip="Share of SSIM in the score (pixel structure vs semantic similarity)."),
+                _download_input("facebook/dinov2-small/-base/-large, laion/CLIP-ViT-H-14-laion2B-s32B-b79K, "
+                                "timm/vit_large_patch14_clip_224.openai"),
             ],
             outputs=[Verifier.Output()],
         )
 
     @classmethod
-    def validate_inputs(cls, backbone, dinov2_folder, clip_arch, clip_weights):
+    def validate_inputs(cls, backbone, dinov2_folder, clip_arch, clip_weights, download=False):
         from ..verifiers.clip_score import SOURCE
         from ..verifiers.preservation import DINO_SOURCE
 
         if backbone == "dinov2":
-            return _check_folder(dinov2_folder, "preservation verifier", DINO_SOURCE)
+            return first_error((downloads.check, dinov2_folder, "preservation verifier", DINO_SOURCE, download,
+                                downloads.DINOV2, True))
         if backbone == "open_clip":
-            return _check_file(clip_weights, "preservation verifier", SOURCE)
+            return first_error((downloads.check, clip_weights, "preservation verifier", SOURCE, download,
+                                downloads.CLIP_FILES), (downloads.check_arch, clip_weights, clip_arch, "preservation verifier"))
         return True
 
     @classmethod
-    def execute(cls, aspect, backbone, dinov2_folder, clip_arch, clip_weights, ssim_weight) -> io.NodeOutput:
+    def execute(cls, aspect, backbone, dinov2_folder, clip_arch, clip_weights, ssim_weight, download=False) -> io.NodeOutput:
         from ..verifiers.clip_score import SOURCE
         from ..verifiers.preservation import DINO_SOURCE, PreservationVerifier
 
         kwargs = {}
         if backbone == "dinov2":
-            kwargs = dict(dino_folder=management.resolve_folder(dinov2_folder, "preservation verifier", DINO_SOURCE),
+            kwargs = dict(dino_folder=downloads.resolve(dinov2_folder, "preservation verifier", DINO_SOURCE, download,
+                                                        downloads.DINOV2, folder=True),
                           dino_name=dinov2_folder)
         elif backbone == "open_clip":
             kwargs = dict(clip_arch=clip_arch, clip_name=clip_weights,
-                          clip_path=management.resolve_file(clip_weights, "preservation verifier", SOURCE))
+                          clip_path=downloads.resolve(clip_weights, "preservation verifier", SOURCE, download,
+                                                      downloads.CLIP_FILES))
         return io.NodeOutput(PreservationVerifier(aspect, backbone, ssim_weight, **kwargs))
 
 
@@ -184,27 +199,29 @@ class LoadVLMJudgeVerifier(io.ComfyNode):
                         "score is the expected digit under the model's probabilities (one forward pass per "
                         "image and aspect, no text parsing), mapped to 0..10.",
             inputs=[
-                io.Combo.Input("model_folder", options=management.options_or_hint(
-                    management.hf_folders(), "Qwen2.5-VL-3B-Instruct"),
+                io.Combo.Input("model_folder", options=downloads.options(
+                    management.hf_folders(), downloads.VLM_JUDGES, "Qwen2.5-VL-3B-Instruct"),
                     tooltip="transformers VLM folder (with processor files) in models/verifiers."),
                 io.String.Input("aspects", default="prompt_adherence, realism", tooltip=_ASPECTS_TOOLTIP),
                 io.Int.Input("max_batch", default=4, min=1, max=64,
                              tooltip="Images per forward pass (VRAM vs speed)."),
+                _download_input("Qwen/Qwen2.5-VL-3B-Instruct, Qwen/Qwen2.5-VL-7B-Instruct, Qwen/Qwen3-VL-4B-Instruct"),
             ],
             outputs=[Verifier.Output()],
         )
 
     @classmethod
-    def validate_inputs(cls, model_folder, aspects):
+    def validate_inputs(cls, model_folder, aspects, download=False):
         from ..verifiers.vlm_judge import SOURCE
 
-        return first_error((parse_aspects, aspects), (management.resolve_folder, model_folder, "VLM judge", SOURCE))
+        return first_error((parse_aspects, aspects),
+                           (downloads.check, model_folder, "VLM judge", SOURCE, download, downloads.VLM_JUDGES, True))
 
     @classmethod
-    def execute(cls, model_folder, aspects, max_batch) -> io.NodeOutput:
+    def execute(cls, model_folder, aspects, max_batch, download=False) -> io.NodeOutput:
         from ..verifiers.vlm_judge import SOURCE, VLMJudgeVerifier
 
-        folder = management.resolve_folder(model_folder, "VLM judge", SOURCE)
+        folder = downloads.resolve(model_folder, "VLM judge", SOURCE, download, downloads.VLM_JUDGES, folder=True)
         return io.NodeOutput(VLMJudgeVerifier(folder, model_folder, aspects, max_batch))
 
 
@@ -263,24 +280,28 @@ class LoadPickScoreVerifier(io.ComfyNode):
             description="PickScore_v1 (human preference, Pick-a-Pic): logit_scale*cos(image, prompt), "
                         "16..24 mapped to 0..10.",
             inputs=[
-                io.Combo.Input("model_folder", options=management.options_or_hint(
-                    management.hf_folders(), "PickScore_v1"),
+                io.Combo.Input("model_folder", options=downloads.options(
+                    management.hf_folders(), (downloads.PICKSCORE,), "PickScore_v1"),
                     tooltip="transformers CLIP folder with processor files in models/verifiers."),
+                _download_input("yuvalkirstain/PickScore_v1 + the processor files of "
+                                "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"),
             ],
             outputs=[Verifier.Output()],
         )
 
     @classmethod
-    def validate_inputs(cls, model_folder):
+    def validate_inputs(cls, model_folder, download=False):
         from ..verifiers.pickscore import SOURCE
 
-        return _check_folder(model_folder, "PickScore verifier", SOURCE)
+        return first_error((downloads.check, model_folder, "PickScore verifier", SOURCE, download,
+                            (downloads.PICKSCORE,), True))
 
     @classmethod
-    def execute(cls, model_folder) -> io.NodeOutput:
+    def execute(cls, model_folder, download=False) -> io.NodeOutput:
         from ..verifiers.pickscore import SOURCE, PickScoreVerifier
 
-        folder = management.resolve_folder(model_folder, "PickScore verifier", SOURCE)
+        folder = downloads.resolve(model_folder, "PickScore verifier", SOURCE, download, (downloads.PICKSCORE,),
+                                   folder=True)
         return io.NodeOutput(PickScoreVerifier(folder, model_folder))
 
 
@@ -298,28 +319,27 @@ class LoadHPSv2Verifier(io.ComfyNode):
             inputs=[
                 io.Combo.Input("arch", options=_arch_options("ViT-H-14"), default="ViT-H-14",
                                tooltip="HPS v2/v2.1 are open_clip ViT-H-14."),
-                io.Combo.Input("weights", options=management.options_or_hint(management.weight_files(), DEFAULT_FILE),
-                               tooltip=f"{DEFAULT_FILE} in models/verifiers."),
-                io.Boolean.Input("download", default=False,
-                                 tooltip="If the file is missing, download it from the Hugging Face repo xswu/HPSv2 "
-                                         "into models/verifiers (off: never touch the network)."),
+                io.Combo.Input("weights", options=downloads.options(
+                    management.weight_files(), (downloads.HPS_V21, downloads.HPS_V2), DEFAULT_FILE),
+                    tooltip=f"{DEFAULT_FILE} in models/verifiers."),
+                _download_input("xswu/HPSv2"),
             ],
             outputs=[Verifier.Output()],
         )
 
     @classmethod
-    def validate_inputs(cls, arch, weights, download):
+    def validate_inputs(cls, arch, weights, download=False):
         from ..verifiers.hpsv2 import SOURCE
 
-        return True if download else _check_file(weights, "HPSv2 verifier", SOURCE)
+        hps = (downloads.HPS_V21, downloads.HPS_V2)
+        return first_error((downloads.check, weights, "HPSv2 verifier", SOURCE, download, hps),
+                           (downloads.check_arch, weights, arch, "HPSv2 verifier"))
 
     @classmethod
-    def execute(cls, arch, weights, download) -> io.NodeOutput:
-        from ..verifiers.hpsv2 import REPO, SOURCE, HPSv2Verifier
+    def execute(cls, arch, weights, download=False) -> io.NodeOutput:
+        from ..verifiers.hpsv2 import SOURCE, HPSv2Verifier
 
-        if download and management.get_file_or_none(weights) is None:
-            management.download_file(REPO, weights, "HPSv2 verifier")
-        path = management.resolve_file(weights, "HPSv2 verifier", SOURCE)
+        path = downloads.resolve(weights, "HPSv2 verifier", SOURCE, download, (downloads.HPS_V21, downloads.HPS_V2))
         return io.NodeOutput(HPSv2Verifier(arch, path, weights))
 
 
@@ -333,42 +353,47 @@ class LoadImageRewardVerifier(io.ComfyNode):
             description="ImageReward (BLIP reward model, prompt alignment + quality): its z-score, -2..2 mapped "
                         "to 0..10. Runs on transformers' BLIP; the image-reward package is not needed.",
             inputs=[
-                io.Combo.Input("model_folder", options=management.options_or_hint(
-                    management.hf_folders(), "ImageReward"),
+                io.Combo.Input("model_folder", options=downloads.options(
+                    management.hf_folders(), (downloads.IMAGEREWARD,), "ImageReward"),
                     tooltip="Folder in models/verifiers with ImageReward.pt plus the BLIP config.json and "
                             "tokenizer files (Salesforce/blip-itm-large-coco)."),
                 io.String.Input("checkpoint", default="ImageReward.pt",
                                 tooltip="Checkpoint file name inside the folder."),
-                io.Boolean.Input("download", default=False,
-                                 tooltip="If the checkpoint is missing, download it from THUDM/ImageReward "
-                                         "(off: never touch the network)."),
+                _download_input("THUDM/ImageReward + the BLIP config/tokenizer of Salesforce/blip-itm-large-coco"),
             ],
             outputs=[Verifier.Output()],
         )
 
     @classmethod
-    def validate_inputs(cls, model_folder, checkpoint, download):
+    def validate_inputs(cls, model_folder, checkpoint, download=False):
         import os
 
         from ..verifiers.imagereward import SOURCE
 
-        found = _check_folder(model_folder, "ImageReward verifier", SOURCE)
-        if found is not True or download:
+        known = (downloads.IMAGEREWARD,)
+        found = first_error((downloads.check, model_folder, "ImageReward verifier", SOURCE, download, known, True))
+        if found is not True:
             return found
-        folder = management.resolve_folder(model_folder, "ImageReward verifier", SOURCE)
-        if not os.path.isfile(os.path.join(folder, checkpoint)):
-            return management.missing_message("ImageReward verifier", f"{model_folder}/{checkpoint}", SOURCE)
-        return True
+        try:
+            folder = management.resolve_folder(model_folder, "ImageReward verifier", SOURCE)
+        except VerifierError:
+            return True  # missing, and the download switch fetches it (checked above)
+        fetchable = download and downloads.find(model_folder, known) is not None and checkpoint == "ImageReward.pt"
+        if fetchable or os.path.isfile(os.path.join(folder, checkpoint)):
+            return True
+        return (management.missing_message("ImageReward verifier", f"{model_folder}/{checkpoint}", SOURCE) + "."
+                + downloads.missing_hint(model_folder, known))
 
     @classmethod
-    def execute(cls, model_folder, checkpoint, download) -> io.NodeOutput:
+    def execute(cls, model_folder, checkpoint, download=False) -> io.NodeOutput:
         import os
 
-        from ..verifiers.imagereward import REPO, SOURCE, ImageRewardVerifier
+        from ..verifiers.imagereward import SOURCE, ImageRewardVerifier
 
-        folder = management.resolve_folder(model_folder, "ImageReward verifier", SOURCE)
-        if download and not os.path.isfile(os.path.join(folder, checkpoint)):
-            management.download_file(REPO, checkpoint, "ImageReward verifier", target=folder)
+        known = (downloads.IMAGEREWARD,)
+        folder = downloads.resolve(model_folder, "ImageReward verifier", SOURCE, download, known, folder=True)
+        if download and not os.path.isfile(os.path.join(folder, checkpoint)) and downloads.find(model_folder, known):
+            folder = downloads.fetch(downloads.IMAGEREWARD, "ImageReward verifier")
         return io.NodeOutput(ImageRewardVerifier(folder, model_folder, checkpoint))
 
 

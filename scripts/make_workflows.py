@@ -23,17 +23,21 @@ sys.path.insert(0, str(REPO / "tests"))
 PROMPT = "a red fox in fresh snow at golden hour, detailed fur, 35mm photo"
 EDIT_PROMPT = "make it a watercolour painting, keep the subject and composition"
 INPUT_IMAGE = "eacps_example_input.png"  # keep equal to harness.tiny_swaps.INPUT_IMAGE
+# Weights named as the loaders' download switch fetches them (verifiers/downloads.py): tick
+# 'download' on a loader, or put the files at these paths under models/verifiers.
+CLIP_L = "vit_large_patch14_clip_224.openai/open_clip_model.safetensors"
+AESTHETIC_HEAD = "ddpo-aesthetic-predictor/aesthetic-model.pth"
 
 
 def _clip_score(arch="ViT-L-14-quickgelu"):
     return {"class_type": "EACPS_LoadClipScoreVerifier",
-            "inputs": {"arch": arch, "weights": "open_clip_model.safetensors"}}
+            "inputs": {"arch": arch, "weights": CLIP_L, "download": False}}
 
 
 def _aesthetic():
     return {"class_type": "EACPS_LoadAestheticVerifier",
-            "inputs": {"clip_arch": "ViT-L-14-quickgelu", "clip_weights": "open_clip_model.safetensors",
-                       "head_weights": "sac+logos+ava1-l14-linearMSE.pth"}}
+            "inputs": {"clip_arch": "ViT-L-14-quickgelu", "clip_weights": CLIP_L, "head_weights": AESTHETIC_HEAD,
+                       "download": False}}
 
 
 def _save(image: list, report: list, prefix: str) -> dict:
@@ -128,11 +132,12 @@ def qwen_image_edit_eacps() -> tuple[dict, dict]:
                 "inputs": {"clip": ["clip", 0], "prompt": "", "vae": ["vae", 0], "image": ["scaled", 0]}},
         "latent": {"class_type": "VAEEncode", "inputs": {"pixels": ["scaled", 0], "vae": ["vae", 0]}},
         "judge": {"class_type": "EACPS_LoadVLMJudgeVerifier",
-                  "inputs": {"model_folder": "Qwen2.5-VL-3B-Instruct", "aspects": "consistency, realism", "max_batch": 4}},
+                  "inputs": {"model_folder": "Qwen2.5-VL-3B-Instruct", "aspects": "consistency, realism", "max_batch": 4,
+                             "download": False}},
         "identity": {"class_type": "EACPS_LoadPreservationVerifier",
                      "inputs": {"aspect": "identity", "backbone": "dinov2", "dinov2_folder": "dinov2-base",
-                                "clip_arch": "ViT-L-14-quickgelu", "clip_weights": "open_clip_model.safetensors",
-                                "ssim_weight": 0.5}},
+                                "clip_arch": "ViT-L-14-quickgelu", "clip_weights": CLIP_L, "ssim_weight": 0.5,
+                                "download": False}},
         "search": {"class_type": "EACPS_Search",
                    "inputs": {"model": ["shift", 0], "positive": ["pos", 0], "negative": ["neg", 0],
                               "latent_image": ["latent", 0], "vae": ["vae", 0], "seed": 0, "steps": 20, "cfg": 2.5,

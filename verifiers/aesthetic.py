@@ -20,8 +20,8 @@ from .weights import load_state_dict, load_strict
 
 HEAD_FILE = "sac+logos+ava1-l14-linearMSE.pth"
 HEAD_SOURCE = ("the LAION improved aesthetic predictor head 'sac+logos+ava1-l14-linearMSE.pth' from "
-               "christophschuhmann/improved-aesthetic-predictor (a plain state dict; a .safetensors "
-               "conversion works too)")
+               "christophschuhmann/improved-aesthetic-predictor, or its Hub copy 'aesthetic-model.pth' of "
+               "trl-lib/ddpo-aesthetic-predictor (a plain state dict; a .safetensors conversion works too)")
 BACKBONE_SOURCE = ("open_clip ViT-L-14 with OpenAI weights as an open_clip state dict, e.g. "
                    "open_clip_model.safetensors of timm/vit_large_patch14_clip_224.openai "
                    "(architecture ViT-L-14-quickgelu)")

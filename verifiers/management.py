@@ -7,6 +7,8 @@
 - Model management: every verifier torch module sits in a ``ModelPatcher``; :meth:`Managed.load`
   calls ``comfy.model_management.load_models_gpu`` before each scoring pass, so the diffusion
   model and the verifier take turns in VRAM (the pattern of ``comfy/clip_vision.py``).
+  :func:`load_patchers` does the same for any protocol verifier's ``patchers`` (other packs' too)
+  before each scoring call.
 - Cache: loaded models are kept per resolved file + options (:func:`cached`), not per node.
 
 Every other verifiers/*.py module imports ComfyUI only through this one; they stay importable
@@ -92,12 +94,6 @@ def weight_files() -> list[str]:
     return [f for f in files if not any(f.replace(os.sep, "/").startswith(p) for p in inside)]
 
 
-def options_or_hint(found: list[str], default: str) -> list[str]:
-    """Combo options: the files found, or the expected default name so the user sees what to put
-    where (the node's validate_inputs then explains the missing file)."""
-    return found if found else [default]
-
-
 def missing_message(what: str, name: str, source: str, folder: bool = False) -> str:
     thing = "folder" if folder else "file"
     return (
@@ -105,11 +101,6 @@ def missing_message(what: str, name: str, source: str, folder: bool = False) -> 
         f"(ComfyUI's models/{FOLDER_KEY}/ folder{', as a sub-folder' if folder else ''}). "
         f"Where to get it: {source}"
     )
-
-
-def get_file_or_none(name: str) -> str | None:
-    path = _folder_paths().get_full_path(FOLDER_KEY, name) if name else None
-    return path if path and os.path.isfile(path) else None
 
 
 def resolve_file(name: str, what: str, source: str) -> str:
@@ -127,21 +118,6 @@ def resolve_folder(name: str, what: str, source: str) -> str:
         if name and os.path.isfile(os.path.join(path, HF_MARKER)):
             return os.path.realpath(path)
     raise VerifierError(missing_message(what, name or "<none>", source, folder=True))
-
-
-def download_file(repo_id: str, filename: str, what: str, target: str | None = None) -> str:
-    """Opt-in download (the loader's ``download`` switch) of one file into models/verifiers."""
-    try:
-        from huggingface_hub import hf_hub_download
-    except ImportError as e:
-        raise VerifierError(f"{what}: downloading needs the huggingface_hub package ({e})") from e
-    try:
-        return hf_hub_download(repo_id=repo_id, filename=filename, local_dir=target or default_folder())
-    except Exception as e:  # offline, no such repo, no permission ...
-        raise VerifierError(
-            f"{what}: could not download '{filename}' from the Hugging Face repo '{repo_id}': {e}. "
-            f"Download it yourself into {target or default_folder()}"
-        ) from e
 
 
 # ---------------------------------------------------------------- devices, dtypes, model patchers

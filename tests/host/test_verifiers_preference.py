@@ -63,18 +63,3 @@ def test_imagereward_missing_checkpoint_error(comfy, preference_files):
         })
     text = str(info.value.details)
     assert "tiny_imagereward/nope.pt" in text and "models/verifiers" in text and "THUDM/ImageReward" in text
-
-
-def test_hpsv2_download_switch_fails_loudly_offline(comfy, preference_files):
-    """The opt-in download goes through huggingface_hub; offline (as in every test) it must say it
-    could not download and where to put the file, never fall back to anything."""
-    with pytest.raises(AssertionError) as info:
-        comfy.run({
-            "load": {"class_type": "EACPS_LoadHPSv2Verifier",
-                     "inputs": {"arch": TINY_CLIP, "weights": "HPS_v2.1_compressed.pt", "download": True}},
-            "cap": {"class_type": "EACPSTest_Capture", "inputs": {"value": ["load", 0], "key": "x"}},
-        })
-    text = str(info.value)
-    assert "could not download" in text and "xswu/HPSv2" in text
-    assert str(preference_files) in text
-    assert not (preference_files / "HPS_v2.1_compressed.pt").exists()
