@@ -11,8 +11,10 @@ loader's combo can offer it before it exists:
   repositories (PickScore's weights + the CLIP-H processor files; ImageReward's checkpoint + the
   BLIP config/tokenizer).
 
-Downloads resume: huggingface_hub keeps a partial file under ``<folder>/.cache/huggingface`` and
-continues it on the next try. After a download every file is checked (non-empty; a safetensors
+Downloads resume: huggingface_hub resumes a dropped connection with HTTP range requests (5 retries)
+and skips files already downloaded, so a stopped folder download fetches only the rest on the next
+try (a single file cut off for good restarts: huggingface_hub >= 1.0 discards partial files).
+After a download every file is checked (non-empty; a safetensors
 header must parse; JSON must parse); a file that fails is deleted so the next try fetches it anew.
 Offline (``HF_HUB_OFFLINE=1``) or failed downloads raise a VerifierError naming the repository
 and the folder. Only safetensors weights are fetched for HF folders (never pickled
@@ -180,8 +182,8 @@ def fetch(known: Known, what: str) -> str:
         except Exception as e:  # offline, no such repository, gated, disk full ...: say which and where
             raise VerifierError(
                 f"{what}: could not download '{known.name}' from the Hugging Face repository {part.repo} into "
-                f"{where}: {type(e).__name__}: {e}. Check the network (partial files resume on the next try), or "
-                "put the files there yourself"
+                f"{where}: {type(e).__name__}: {e}. Check the network and run the prompt again (finished files are "
+                "kept), or put the files there yourself"
             ) from e
     for path in files:
         check_file(path)
