@@ -205,9 +205,10 @@ def node_class(comfy, node_id):
 def test_verifier_returning_nan_is_a_node_error(comfy, captured):
     comfy.run(global_only_prompt(seed=2))
     pool = captured["pool"]
-    # the verifier base class as the node's own module sees it (ComfyUI imports the pack under its path)
+    # the verifier base class the node's own modules use (conftest aliases eacps.* to ComfyUI's import)
     score_node = node_class(comfy, "EACPS_VerifierScore")
-    base = importlib.import_module(sys.modules[score_node.__module__].Verifier.__module__)
+    base = importlib.import_module("eacps.verifiers.base")
+    assert sys.modules[score_node.__module__].protocol.VerifierError is base.VerifierError
 
     class NaNVerifier(base.Verifier):
         kind = "nan"
