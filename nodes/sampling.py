@@ -5,12 +5,12 @@ sub-batches, each candidate with its own recipe's noise stacked into the batch, 
 sub-batch with the given VAE. One ProgressBar covers candidates x steps; the sampler callback sends
 previews and checks Cancel at every step.
 
-Batch independence: deterministic samplers (``BATCH_SAFE_SAMPLERS``) run in sub-batches of up to
-``max_sub_batch``; their results equal the one-at-a-time results within float tolerance. Every
-other sampler (ancestral, SDE, ddpm, lcm, adaptive-step, ...) draws per-step noise from one
-generator over the whole batch, so it runs one candidate per call with ``seed`` = the candidate's
-seed: exactly what a stock KSampler (plain seeds) or SamplerCustomAdvanced with our NOISE output
-(any candidate) does on a batch-1 latent.
+Batch independence: every candidate's result equals a stock batch-1 run with its seed (a stock
+KSampler for plain seeds, SamplerCustomAdvanced with our NOISE output for any candidate) within
+float tolerance, whatever its sub-batch. Deterministic samplers need nothing for that;
+noise-injecting ones (ancestral, SDE, ddpm, lcm, ...) get per-candidate per-step noise from
+``noise_sources.for_candidates``. Samplers that cannot be made batch-invariant
+(``noise_sources.one_at_a_time_reason``) run one candidate per call with ``seed`` = its seed.
 """
 
 from __future__ import annotations
@@ -40,14 +40,9 @@ from ..search.strategy import (
     stage_rng,
     to_candidates,
 )
+from . import noise_sources
 from .checks import first_error
 from .types import Candidates
-
-BATCH_SAFE_SAMPLERS = frozenset({
-    "euler", "euler_cfg_pp", "heun", "heunpp2", "dpm_2", "lms", "dpmpp_2m", "dpmpp_2m_cfg_pp",
-    "ipndm", "ipndm_v", "deis", "res_multistep", "res_multistep_cfg_pp", "gradient_estimation",
-    "gradient_estimation_cfg_pp", "ddim", "uni_pc", "uni_pc_bh2",
-})
 
 
 @dataclass(frozen=True)
@@ -72,14 +67,20 @@ class SamplingSetup:
         return tuple(self.latent["samples"].shape)
 
     @property
+    def one_at_a_time(self) -> str | None:
+        """Why this sampler runs one candidate per call, or None when it runs in sub-batches."""
+        return noise_sources.one_at_a_time_reason(self.sampler_name, self.latent.get("noise_mask") is not None)
+
+    @property
     def sub_batch(self) -> int:
-        return self.max_sub_batch if self.sampler_name in BATCH_SAFE_SAMPLERS else 1
+        return 1 if self.one_at_a_time else self.max_sub_batch
 
     def describe(self) -> dict:
         return {
             "seed": self.seed, "steps": self.steps, "cfg": self.cfg, "sampler_name": self.sampler_name,
             "scheduler": self.scheduler, "denoise": self.denoise, "latent_shape": list(self.noise_shape),
             "max_sub_batch": self.max_sub_batch, "sub_batch_used": self.sub_batch,
+            "one_at_a_time": self.one_at_a_time,
         }
 
 
@@ -136,8 +137,9 @@ def run_candidates(setup: SamplingSetup, recipes: list[NoiseRecipe], progress: P
             progress.update(_done + (step + 1) * _n, preview)
 
         t0 = time.perf_counter()
+        model = noise_sources.for_candidates(setup.model, setup.sampler_name, [r.seed for r in chunk])
         samples = comfy.sample.sample(
-            setup.model, noise, steps, setup.cfg, setup.sampler_name, setup.scheduler, setup.positive,
+            model, noise, steps, setup.cfg, setup.sampler_name, setup.scheduler, setup.positive,
             setup.negative, latent_image, denoise=setup.denoise, noise_mask=noise_mask, callback=callback,
             disable_pbar=True, seed=chunk[0].seed,
         )
@@ -183,9 +185,9 @@ class SeedSearchGlobal(io.ComfyNode):
             description=(
                 "Stage 1 of EACPS: samples K_global candidates with the KSampler inputs and decodes them. "
                 "Candidate 0 uses your seed, so a stock KSampler with that seed gives candidate 0 exactly. "
-                "Deterministic samplers (euler, dpmpp_2m, ddim, uni_pc, ...) run in sub-batches of up to "
-                "max_sub_batch; ancestral/SDE and other noise-injecting samplers run one candidate at a time "
-                "so each result is independent of its batch. The latent must be a batch of 1."
+                "Candidates run in sub-batches of up to max_sub_batch, each with its own per-step noise for "
+                "ancestral/SDE samplers, so each result is independent of its batch (dpm_adaptive, and ddim "
+                "with a noise mask, run one at a time). The latent must be a batch of 1."
             ),
             inputs=[
                 io.Model.Input("model", tooltip="The diffusion model, as for a KSampler."),

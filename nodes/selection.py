@@ -16,8 +16,8 @@ from .types import Candidates
 class RecipeNoise:
     """A NOISE for SamplerCustomAdvanced that gives one candidate's exact starting noise.
 
-    ``seed`` is the candidate's own seed (ancestral/SDE samplers draw their per-step noise from it,
-    as the search did when it ran them one at a time)."""
+    ``seed`` is the candidate's own seed: ancestral/SDE samplers draw their per-step noise from it,
+    as the search drew that candidate's (nodes/noise_sources.py)."""
 
     def __init__(self, recipe: NoiseRecipe, shape: tuple[int, ...]):
         self.recipe = recipe

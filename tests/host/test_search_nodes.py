@@ -72,8 +72,8 @@ def test_winner_seed_in_stock_ksampler_gives_the_searched_latent(comfy, captured
     # candidate 0 is the user's own seed: the plain KSampler result is always in the pool
     assert pool.get(0).seed == 5
     torch.testing.assert_close(captured["ks_user"]["samples"], pool.get(0).latent, atol=ATOL, rtol=0)
-    expected_sub_batch = 8 if sampler_name == "euler" else 1
-    assert {dict(c.timings)["sub_batch"] for c in pool.candidates} == {float(expected_sub_batch)}
+    # both batch: euler needs nothing, euler_ancestral gets one noise generator per candidate
+    assert {dict(c.timings)["sub_batch"] for c in pool.candidates} == {8.0}
 
 
 def test_noise_output_in_sampler_custom_advanced_reproduces_a_slerp_child(comfy, captured):
@@ -253,14 +253,15 @@ def test_scores_are_cached_per_verifier(comfy, captured):
 
 
 def test_noise_output_reproduces_the_winner_with_an_ancestral_sampler(comfy, captured):
+    """The winner was sampled in a sub-batch, with its own per-step noise."""
     p = two_stage_prompt(seed=6, sampler_name="euler_ancestral", max_sub_batch=8)
     p.update(custom_advanced_nodes(["elite2", 3], sampler_name="euler_ancestral"))
     p["cap_sca"] = capture(["sca", 0], "sca")
     comfy.run(p)
     pool = captured["pool"]
-    assert {dict(c.timings)["sub_batch"] for c in pool.candidates} == {1.0}
+    assert {dict(c.timings)["sub_batch"] for c in pool.candidates} == {8.0, 4.0}  # 8 global, 3*4 children
     report = json.loads(captured["report"])
-    assert report["setup"]["sub_batch_used"] == 1 and report["setup"]["max_sub_batch"] == 8
+    assert report["setup"]["sub_batch_used"] == 8 and report["setup"]["one_at_a_time"] is None
     torch.testing.assert_close(captured["sca"]["samples"], captured["latent"]["samples"], atol=ATOL, rtol=0)
 
 
