@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 
 import torch
@@ -37,19 +38,36 @@ def verifier_info(verifier, prompt: str, reference: torch.Tensor | None) -> Veri
 
 
 def score_pool(pool: Pool, verifier, prompt: str, reference: torch.Tensor | None = None) -> Pool:
-    """Score every candidate this verifier has not scored under this prompt/reference, in one call."""
+    """Score every valid candidate this verifier has not scored under this prompt/reference, in one
+    call. A candidate whose image is not finite, or that gets a non-finite score, is marked invalid
+    (ranked out, reason in report and grid) instead of failing the search; messages name candidate
+    ids, never batch positions."""
     info = verifier_info(verifier, prompt, reference)
     old = pool.verifier(info.identity)
     fresh = old is not None and old.context != info.context
-    todo = [c for c in pool.candidates if fresh or not c.scored_by(info.identity)]
+    todo = [c for c in pool.candidates if c.valid and (fresh or not c.scored_by(info.identity))]
+    broken = {c.id: "its decoded image has non-finite pixels" for c in todo if not torch.isfinite(c.image).all()}
+    if broken:
+        pool = pool.with_invalid(broken)
+        todo = [c for c in todo if c.id not in broken]
     if not todo:
-        return pool
+        return pool.with_scores(info, {}, {})  # joins the pool even when no valid candidate is left
     images = torch.cat([c.image for c in todo])
     t0 = time.perf_counter()
-    result = protocol.score(verifier, images, prompt, reference)
+    try:
+        result = protocol.score(verifier, images, prompt, reference)
+    except protocol.NonFiniteScores as e:
+        result = e.result
     per = (time.perf_counter() - t0) / len(todo)
-    scores = {c.id: {a: float(result.scores[a][i]) for a in info.aspects} for i, c in enumerate(todo)}
-    return pool.with_scores(info, scores, {c.id: per for c in todo})
+    scores, bad = {}, {}
+    for i, c in enumerate(todo):
+        values = {a: float(result.scores[a][i]) for a in info.aspects}
+        nonfinite = [a for a, v in values.items() if not math.isfinite(v)]
+        if nonfinite:
+            bad[c.id] = f"{info.identity} gave a non-finite '{nonfinite[0]}' score ({values[nonfinite[0]]})"
+        else:
+            scores[c.id] = values
+    return pool.with_invalid(bad).with_scores(info, scores, {cid: per for cid in scores})
 
 
 def apply_weights(pool: Pool, weights: str) -> Pool:

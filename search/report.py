@@ -17,6 +17,7 @@ def build_report(pool: Pool, winner: int, setup: dict | None = None) -> dict:
         "weights": dict(pool.weights) if pool.weights is not None else None,
         "scores": {name: {"verifier": ident, "aspect": asp} for (ident, asp), name in names.items()},
         "elites": list(pool.selection.ids) if pool.selection else [],
+        "invalid": {str(c.id): c.invalid for c in pool.candidates if not c.valid},
         "setup": setup or {},
         "candidates": [
             {
@@ -28,6 +29,7 @@ def build_report(pool: Pool, winner: int, setup: dict | None = None) -> dict:
                 "scores": {names[(i, a)]: v for i, a, v in c.scores},
                 "potential": c.potential,
                 "elite": c.elite,
+                "invalid": c.invalid,
                 "timings": {k: v for k, v in c.timings},
             }
             for c in pool.candidates
