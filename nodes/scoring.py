@@ -6,6 +6,7 @@ import hashlib
 import math
 import time
 
+import comfy.model_management
 import torch
 from comfy_api.latest import io
 
@@ -13,6 +14,7 @@ from ..search.pool import Pool, SearchError, VerifierInfo
 from ..search.potential import compute_potentials, parse_weights
 from ..verifiers import protocol
 from .checks import first_error
+from .saving import keep_sampled
 from .types import Candidates
 from .types import Verifier as VerifierSocket
 
@@ -34,7 +36,9 @@ def verifier_info(verifier, prompt: str, reference: torch.Tensor | None) -> Veri
         protocol.check_verifier(verifier)
     except protocol.VerifierError as e:
         raise SearchError(str(e)) from e
-    return VerifierInfo(verifier.identity, verifier.kind, tuple(verifier.aspects), _context(verifier, prompt, reference))
+    cut = verifier.prompt_cut(prompt) if hasattr(verifier, "prompt_cut") else None  # optional in the protocol
+    return VerifierInfo(verifier.identity, verifier.kind, tuple(verifier.aspects), _context(verifier, prompt, reference),
+                        note=cut)
 
 
 def score_pool(pool: Pool, verifier, prompt: str, reference: torch.Tensor | None = None) -> Pool:
@@ -42,6 +46,7 @@ def score_pool(pool: Pool, verifier, prompt: str, reference: torch.Tensor | None
     call. A candidate whose image is not finite, or that gets a non-finite score, is marked invalid
     (ranked out, reason in report and grid) instead of failing the search; messages name candidate
     ids, never batch positions."""
+    comfy.model_management.throw_exception_if_processing_interrupted()  # Cancel between verifiers
     info = verifier_info(verifier, prompt, reference)
     old = pool.verifier(info.identity)
     fresh = old is not None and old.context != info.context
@@ -100,7 +105,9 @@ class VerifierScore(io.ComfyNode):
 
     @classmethod
     def execute(cls, candidates, verifier, prompt, reference=None) -> io.NodeOutput:
-        return io.NodeOutput(score_pool(candidates, verifier, prompt, reference))
+        with keep_sampled() as box:  # the pool's candidates are saved if scoring fails
+            box.pool = candidates
+            return io.NodeOutput(score_pool(candidates, verifier, prompt, reference))
 
 
 class WeightedPotential(io.ComfyNode):

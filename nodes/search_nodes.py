@@ -17,6 +17,7 @@ from ..search.potential import parse_weights
 from ..search.strategy import check_anneal, check_count, check_mode, check_strength
 from .checks import first_error
 from .sampling import Progress, SeedSearchGlobal, global_stage, make_setup, refine_stage
+from .saving import keep_sampled
 from .scoring import apply_weights, score_pool, verifier_info
 from .selection import select_best
 from .types import Verifier as VerifierSocket
@@ -196,12 +197,13 @@ class Search(io.ComfyNode):
                                     reference, model, positive, negative, latent_image, vae, seed, steps, cfg,
                                     sampler_name, scheduler, denoise, max_sub_batch)
         progress = Progress((k_global + generations * m * k_local) * setup.steps)
-        pool = global_stage(setup, k_global, progress)
-        for _ in range(generations):
-            pool = _evaluate(pool, verifiers, prompt, reference, weights)
-            pool = select_best(pool, m)[0]
-            pool = refine_stage(pool, k_local, mode, strength, anneal, progress)
-        return _result(cls, _evaluate(pool, verifiers, prompt, reference, weights))
+        with keep_sampled() as box:  # on an error or Cancel, what was sampled is saved
+            box.pool = global_stage(setup, k_global, progress)
+            for _ in range(generations):
+                box.pool = _evaluate(box.pool, verifiers, prompt, reference, weights)
+                box.pool = select_best(box.pool, m)[0]
+                box.pool = refine_stage(box.pool, k_local, mode, strength, anneal, progress)
+            return _result(cls, _evaluate(box.pool, verifiers, prompt, reference, weights))
 
 
 class BestOfN(io.ComfyNode):
@@ -240,8 +242,9 @@ class BestOfN(io.ComfyNode):
         verifiers, setup = _prepare(check, (verifier_1, verifier_2, verifier_3, verifier_4), weights, prompt,
                                     reference, model, positive, negative, latent_image, vae, seed, steps, cfg,
                                     sampler_name, scheduler, denoise, max_sub_batch)
-        pool = global_stage(setup, n)
-        return _result(cls, _evaluate(pool, verifiers, prompt, reference, weights))
+        with keep_sampled() as box:  # on an error or Cancel, what was sampled is saved
+            box.pool = global_stage(setup, n)
+            return _result(cls, _evaluate(box.pool, verifiers, prompt, reference, weights))
 
 
 NODES = (Search, BestOfN)

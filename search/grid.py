@@ -110,8 +110,9 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def render_grid(pool: Pool, winner: int, thumb: int = 128) -> torch.Tensor:
-    """The grid of every candidate in ``pool`` (which must carry images) as IMAGE [1, H, W, 3]."""
+def render_grid(pool: Pool, winner: int | None, thumb: int = 128) -> torch.Tensor:
+    """The grid of every candidate in ``pool`` (which must carry images) as IMAGE [1, H, W, 3];
+    ``winner`` None for a search that stopped before choosing one."""
     cands: tuple[Candidate, ...] = pool.candidates
     if not cands:
         raise ValueError("the pool has no candidates to draw")
@@ -132,7 +133,8 @@ def render_grid(pool: Pool, winner: int, thumb: int = 128) -> torch.Tensor:
     budget = pool.budget()["formula"]
     draw.text((PAD, PAD // 2), f"EACPS candidates: N = {budget}", fill=TEXT, font=font)
     x = PAD
-    legend = [(WINNER, f"winner #{winner}"), (ELITE, "elite"), (OTHER, "other")]
+    legend = [(WINNER, f"winner #{winner}" if winner is not None else "no winner: search stopped"),
+              (ELITE, "elite"), (OTHER, "other")]
     if any(not c.valid for c in cands):
         legend.append((INVALID, "invalid"))
     for colour, label in legend:

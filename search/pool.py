@@ -65,6 +65,7 @@ class VerifierInfo:
     kind: str
     aspects: tuple[str, ...]
     context: str  # fingerprint of what the scores depend on besides the image (prompt, reference)
+    note: str | None = None  # e.g. that it read only the start of a long prompt
 
 
 @dataclass(frozen=True)

@@ -163,3 +163,34 @@ def test_every_candidate_as_winner_equals_its_stock_decode(comfy, captured):
         _, image, latent, *_ = select_best(scored, 1)
         assert torch.equal(latent["samples"], pool.get(cid).latent)
         assert (image - stock_decode(pool.setup.vae, latent)[0]).abs().max() <= 1 / 255
+
+
+LOADERS = {  # loader, inputs, the verifier's text length (CLIP 77, ImageReward's BLIP 35)
+    "clip_score": ("EACPS_LoadClipScoreVerifier", {"weights": "tiny_clip.safetensors"}, 77),
+    "hpsv2": ("EACPS_LoadHPSv2Verifier", {"weights": "tiny_hps.pt", "download": False}, 77),
+    "pickscore": ("EACPS_LoadPickScoreVerifier", {"model_folder": "tiny_pickscore"}, 77),
+    "imagereward": ("EACPS_LoadImageRewardVerifier",
+                    {"model_folder": "tiny_imagereward", "checkpoint": "ImageReward.pt", "download": False}, 35),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(LOADERS))
+def test_a_prompt_cut_at_the_token_limit_is_reported(comfy, captured, preference_files, kind):
+    from verifier_checks import load_verifier
+    from verifier_models import TINY_CLIP
+
+    from eacps.nodes.scoring import score_pool
+    from eacps.search.report import build_report
+
+    class_type, inputs, limit = LOADERS[kind]
+    if kind in ("clip_score", "hpsv2"):
+        inputs = {"arch": TINY_CLIP, **inputs}
+    v = load_verifier(comfy, captured, class_type, inputs)
+    pool = stage1_pool(comfy, captured, k_global=2)
+    # "apple" is one token in CLIP's BPE and in BERT's WordPiece: 100 words + start and end = 102
+    long = score_pool(pool, v, "apple " * 100)
+    report = build_report(long, 0)
+    assert report["prompt_truncated"] == {
+        v.identity: f"{v.identity} read only the first {limit} of the prompt's 102 tokens; the rest did not "
+                    "count in its score"}
+    assert build_report(score_pool(pool, v, "a red apple"), 0)["prompt_truncated"] == {}
