@@ -76,7 +76,8 @@ def _connected(kwargs: dict) -> list:
 
 def check_before_sampling(verifiers: list, weights: str, prompt: str, reference) -> None:
     """Refuse, before any sampling, weights naming aspects no connected verifier produces, the same
-    verifier connected twice, and a verifier that needs a reference without one."""
+    verifier connected twice, a verifier that needs a reference without one, and a reference that is
+    not one image."""
     infos = [verifier_info(v, prompt, reference) for v in verifiers]
     seen: set[str] = set()
     for info in infos:
@@ -86,6 +87,10 @@ def check_before_sampling(verifiers: list, weights: str, prompt: str, reference)
     for v in verifiers:
         if v.requires_reference and reference is None:
             raise SearchError(f"{v.identity} needs a reference image: connect one to 'reference'")
+        if v.uses_reference and reference is not None and (reference.ndim != 4 or reference.shape[0] != 1
+                                                           or reference.shape[-1] not in (3, 4)):
+            raise SearchError(f"{v.identity} compares with one reference image, but 'reference' has shape "
+                              f"{list(reference.shape)}; connect a single image (batch of 1)")
     names = Pool(setup=None, k_global=1, verifiers=tuple(infos)).score_names()
     unknown = [n for n in parse_weights(weights) if n not in names]
     if unknown:

@@ -194,3 +194,21 @@ def test_a_prompt_cut_at_the_token_limit_is_reported(comfy, captured, preference
         v.identity: f"{v.identity} read only the first {limit} of the prompt's 102 tokens; the rest did not "
                     "count in its score"}
     assert build_report(score_pool(pool, v, "a red apple"), 0)["prompt_truncated"] == {}
+
+
+def test_a_reference_of_two_images_is_refused_before_sampling(comfy):
+    comfy_utils = importlib.import_module("comfy.utils")
+    p = one_node_prompt(search_node(seed=1, k_global=2, m=1, k_local=1, weights="identity=1"), key="one")
+    p["verifier"] = {"class_type": "EACPS_LoadPreservationVerifier",
+                     "inputs": {"aspect": "identity", "backbone": "ssim_only", "dinov2_folder": "x", "clip_arch": "x",
+                                "clip_weights": "x", "ssim_weight": 1.0}}
+    p["ref"] = {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 2, "color": 0}}
+    p["one"]["inputs"]["reference"] = ["ref", 0]
+    progress = []
+    comfy_utils.set_progress_bar_global_hook(lambda v, t, preview, node_id=None: progress.append((v, t)))
+    try:
+        result = comfy.run(p, expect_success=False)
+    finally:
+        comfy_utils.set_progress_bar_global_hook(None)
+    assert not result.success and "'reference' has shape [2, 64, 64, 3]" in result.error()
+    assert progress == [], "nothing may be sampled before the inputs are refused"

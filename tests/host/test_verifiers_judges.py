@@ -247,16 +247,15 @@ def test_api_judge_missing_key_variable_is_explained(comfy, judge_server, monkey
 
 def cancel_when(server, n_requests: int, delay: float = 0.0) -> dict:
     """Press Cancel (as POST /interrupt does) once the judge server has seen ``n_requests`` requests
-    plus ``delay`` seconds; returns what it saw then."""
+    plus ``delay`` seconds; returns what it saw then. Set ``seen["done"]`` when the prompt is over,
+    so a Cancel that never came cannot hit a later test."""
     mm = importlib.import_module("comfy.model_management")
-    seen: dict = {}
+    seen: dict = {"done": threading.Event()}
 
     def run():
-        deadline = time.monotonic() + 60
         while len(server.requests) < n_requests:
-            if time.monotonic() > deadline:
-                return  # never reached: no Cancel that could hit a later test
-            time.sleep(0.01)
+            if seen["done"].wait(0.01):
+                return
         time.sleep(delay)
         with server.lock:
             seen["requests"] = len(server.requests)
@@ -278,7 +277,10 @@ def test_cancel_while_the_api_judge_waits_ends_the_prompt_as_interrupted(comfy, 
                      "inputs": api_inputs(judge_server, timeout_s=60.0, max_retries=4, backoff_s=30.0,
                                           concurrency=1)}
     seen = cancel_when(judge_server, 1, delay)
-    result = comfy.run(p, expect_success=False)
+    try:
+        result = comfy.run(p, expect_success=False)
+    finally:
+        seen["done"].set()
     stopped_after = time.monotonic() - seen["t"]
     time.sleep(0.5)  # a request sent after Cancel would arrive by now
     kinds = [kind for kind, _ in result.status_messages]
