@@ -55,6 +55,31 @@ def test_vlm_judge_sees_reference_and_candidate(comfy, captured, judge_files):
         v.score(images, "make it red")
 
 
+def test_cancel_inside_a_vlm_forward_pass_stops_before_the_next_layer(comfy, captured, judge_files):
+    mm = importlib.import_module("comfy.model_management")
+    v = load_verifier(comfy, captured, "EACPS_LoadVLMJudgeVerifier",
+                      {"model_folder": "tiny_qwen2vl", "aspects": "realism", "max_batch": 4})
+    model = v.model.managed.module
+    blocks = [child for m in model.modules() if isinstance(m, torch.nn.ModuleList) for child in m]
+    assert len(blocks) >= 2  # the vision block runs first, then the text layer
+    ran = []
+
+    def block_done(i):  # Cancel is pressed while the first block to run computes
+        ran.append(i)
+        if len(ran) == 1:
+            mm.interrupt_current_processing(True)
+
+    hooks = [b.register_forward_hook(lambda *_, i=i: block_done(i)) for i, b in enumerate(blocks)]
+    try:
+        with pytest.raises(mm.InterruptProcessingException):
+            v.score(make_images(2), "a red apple")
+    finally:
+        for h in hooks:
+            h.remove()
+        mm.interrupt_current_processing(False)
+    assert len(ran) == 1, f"blocks {ran} ran; Cancel must stop the forward pass at the next block"
+
+
 def test_vlm_judge_unknown_aspect_is_refused(comfy, judge_files):
     with pytest.raises(PromptInvalid, match="unknown judge aspect 'beauty'"):
         comfy.run({
