@@ -48,7 +48,8 @@ def first_error(*checks) -> bool | str:
 
 def widget_problem(inp, value, resolved: bool, own: bool) -> str | None:
     """Why ``value`` does not fit the widget input ``inp`` (a comfy_api io.*.Input), or None.
-    ``own``: the node's own validate_inputs checks this input's range/choice with its own message."""
+    ``own``: the node's own validate_inputs checks this combo's choice with its own message (a
+    loader explains where a missing file goes)."""
     name = inp.id
     if value is None:
         return f"{name} is missing (null): give it a value" if resolved and not inp.optional else None
@@ -68,10 +69,10 @@ def widget_problem(inp, value, resolved: bool, own: bool) -> str | None:
             return f"{name} = {value!r}: must be {'an integer' if integer else 'a number'}"
         if not math.isfinite(value):
             return f"{name} = {value!r}: must be a finite number"
-        if not own and inp.min is not None and value < inp.min:
-            return f"{name} = {value!r}: smaller than its minimum {inp.min}"
-        if not own and inp.max is not None and value > inp.max:
-            return f"{name} = {value!r}: bigger than its maximum {inp.max}"
+        if inp.min is not None and value < inp.min:
+            return f"{name} = {value!r}: smaller than min {inp.min}"
+        if inp.max is not None and value > inp.max:
+            return f"{name} = {value!r}: bigger than max {inp.max}"
     return None
 
 
@@ -107,7 +108,12 @@ def guard(node):
         if own_fn is None:
             return True
         passed = kwargs if takes_all else {k: v for k, v in kwargs.items() if k in own_names}
-        return own_fn(cls, *args, **passed)
+        verdict = own_fn(cls, *args, **passed)
+        unknown = [inp.id for inp in cls.define_schema().inputs if isinstance(inp, io.Combo.Input)
+                   and values.get(inp.id) is not None and values[inp.id] not in (inp.options or [])]
+        if isinstance(verdict, str) and unknown and not verdict.startswith(tuple(unknown)):
+            return f"{', '.join(unknown)}: {verdict}"  # name the input whose choice the message is about
+        return verdict
 
     exec_fn = node.__dict__["execute"].__func__
     exec_sig = inspect.signature(exec_fn)
