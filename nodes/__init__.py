@@ -3,10 +3,11 @@
 from comfy_api.latest import ComfyExtension, io
 
 from . import loaders, sampling, saving, scoring, search_nodes, selection
+from .checks import guard
 
 NODE_MODULES = (sampling, scoring, selection, search_nodes, saving, loaders)
 
 
 class EACPSExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [node for module in NODE_MODULES for node in module.NODES]
+        return [guard(node) for module in NODE_MODULES for node in module.NODES]

@@ -116,8 +116,33 @@ class Progress:
         self.pbar.update_absolute(min(self.total, done), self.total, preview)
 
 
+def decode(vae, samples: torch.Tensor) -> torch.Tensor:
+    """VAE-decode latents as the stock VAEDecode node does -> IMAGE [B, H, W, 3] float32 on the CPU."""
+    with torch.inference_mode():  # as ComfyUI runs nodes; also when called outside a prompt
+        images = vae.decode(samples)
+    if images.ndim == 5:
+        if images.shape[1] != 1:
+            raise SearchError(f"the VAE decoded {images.shape[1]} frames per candidate; EACPS searches single images")
+        images = images[:, 0]
+    return images.to("cpu", torch.float32)
+
+
+def decode_problem(image: torch.Tensor, latent: torch.Tensor) -> str | None:
+    """Why a sampled candidate cannot compete (non-finite latent or pixels), or None."""
+    bad_latent = int((~torch.isfinite(latent)).sum())
+    if bad_latent:
+        return (f"the sampler produced {bad_latent} non-finite latent values (NaN/inf): the model diverged "
+                "(cfg too high, or fp16 overflow: try --bf16-unet / --fp32-unet)")
+    bad_pixels = int((~torch.isfinite(image)).sum())
+    if bad_pixels:
+        return (f"the VAE decoded {bad_pixels} non-finite pixel values (NaN/inf), as fp16 VAEs do at some sizes: "
+                "use an fp32 or bf16 VAE (ComfyUI --fp32-vae or --bf16-vae)")
+    return None
+
+
 def run_candidates(setup: SamplingSetup, recipes: list[NoiseRecipe], progress: Progress | None = None) -> list[dict]:
-    """Sample and decode every recipe. Returns per candidate: image [1,H,W,3], latent, timings."""
+    """Sample and decode every recipe. Returns per candidate: image [1,H,W,3], latent, timings, and
+    ``invalid`` (why it cannot compete, e.g. a NaN decode, else None)."""
     template = setup.latent["samples"]
     shape, steps, b = setup.noise_shape, setup.steps, setup.sub_batch
     progress = progress or Progress(len(recipes) * steps)
@@ -145,19 +170,16 @@ def run_candidates(setup: SamplingSetup, recipes: list[NoiseRecipe], progress: P
         )
         t1 = time.perf_counter()
         comfy.model_management.throw_exception_if_processing_interrupted()
-        images = setup.vae.decode(samples)
-        if images.ndim == 5:
-            if images.shape[1] != 1:
-                raise SearchError(f"the VAE decoded {images.shape[1]} frames per candidate; EACPS searches single images")
-            images = images[:, 0]
-        images = images.to("cpu", torch.float32)
+        images = decode(setup.vae, samples)
         t2 = time.perf_counter()
         samples = samples.to("cpu")
         for i in range(n):
+            image, latent = images[i:i + 1].clone(), samples[i:i + 1].clone()
             results.append({
-                "image": images[i:i + 1].clone(),
-                "latent": samples[i:i + 1].clone(),
+                "image": image,
+                "latent": latent,
                 "timings": (("sample", (t1 - t0) / n), ("decode", (t2 - t1) / n), ("sub_batch", float(n))),
+                "invalid": decode_problem(image, latent),
             })
         done += n * steps
         progress.done = done
@@ -170,7 +192,7 @@ def grow(pool: Pool, proposals, round_=None, progress: Progress | None = None) -
     new = to_candidates(
         pool, proposals,
         image=[r["image"] for r in results], latent=[r["latent"] for r in results],
-        timings=[r["timings"] for r in results],
+        timings=[r["timings"] for r in results], invalid=[r["invalid"] for r in results],
     )
     return pool.add(new, round_)
 

@@ -1,10 +1,15 @@
-"""EACPS_SaveImageWithReport: SaveImage plus the search report beside the PNG."""
+"""EACPS_SaveImageWithReport: SaveImage plus the search report beside the PNG; and the partial
+report + grid a search leaves behind when it stops on an error or a Cancel after sampling."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
+from types import SimpleNamespace
 
+import comfy.model_management
 import folder_paths
 import numpy as np
 from comfy.cli_args import args
@@ -12,8 +17,49 @@ from comfy_api.latest import io, ui
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from ..search.pool import SearchError
-from ..search.report import winner_summary
+from ..search.grid import render_grid
+from ..search.pool import Pool, SearchError
+from ..search.report import build_report, winner_summary
+
+PARTIAL_PREFIX = "EACPS_partial/search"
+
+
+def save_partial(pool: Pool, stopped: str) -> str:
+    """Write the candidates of a search that stopped early to ComfyUI's output folder (sub-folder
+    ``EACPS_partial``): ``<name>.json`` (the report, no winner, ``stopped`` = why) and
+    ``<name>.png`` (the candidate grid). Returns the report's path."""
+    grid = render_grid(pool, None)
+    folder, filename, counter, _, _ = folder_paths.get_save_image_path(
+        PARTIAL_PREFIX, folder_paths.get_output_directory(), grid.shape[2], grid.shape[1])
+    stem = os.path.join(folder, f"{filename}_{counter:05}_")
+    setup = pool.setup.describe() if hasattr(pool.setup, "describe") else None
+    with open(stem + ".json", "w", encoding="utf-8") as f:
+        json.dump(build_report(pool, None, setup, stopped=stopped), f, indent=1, allow_nan=False)
+    Image.fromarray(np.clip(255.0 * grid[0].numpy(), 0, 255).astype(np.uint8)).save(stem + ".png", compress_level=4)
+    return stem + ".json"
+
+
+@contextlib.contextmanager
+def keep_sampled():
+    """Run a search step by step with ``box.pool`` holding the latest pool. If it stops on an error
+    or a Cancel with candidates sampled, they are saved (:func:`save_partial`): an error is re-raised
+    as a SearchError whose message ends with the path; a Cancel stays a Cancel (the prompt ends as
+    interrupted) and the path goes to the log."""
+    box = SimpleNamespace(pool=None)
+    try:
+        yield box
+    except comfy.model_management.InterruptProcessingException:
+        if box.pool is not None and len(box.pool):
+            path = save_partial(box.pool, "cancelled")
+            logging.warning("EACPS: search cancelled; the %d candidates sampled so far are saved in %s",
+                            len(box.pool), path)
+        raise
+    except Exception as e:
+        if box.pool is None or not len(box.pool):
+            raise
+        path = save_partial(box.pool, f"{type(e).__name__}: {e}")
+        raise SearchError(f"{e}\nThe {len(box.pool)} candidates sampled before this error are kept: report "
+                          f"{path}, grid {path[:-5]}.png") from e
 
 
 def _read_report(report: str) -> dict:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 
+import comfy.model_management
 import torch
 from comfy_api.latest import io
 
@@ -12,6 +14,7 @@ from ..search.pool import Pool, SearchError, VerifierInfo
 from ..search.potential import compute_potentials, parse_weights
 from ..verifiers import protocol
 from .checks import first_error
+from .saving import keep_sampled
 from .types import Candidates
 from .types import Verifier as VerifierSocket
 
@@ -33,23 +36,43 @@ def verifier_info(verifier, prompt: str, reference: torch.Tensor | None) -> Veri
         protocol.check_verifier(verifier)
     except protocol.VerifierError as e:
         raise SearchError(str(e)) from e
-    return VerifierInfo(verifier.identity, verifier.kind, tuple(verifier.aspects), _context(verifier, prompt, reference))
+    cut = verifier.prompt_cut(prompt) if hasattr(verifier, "prompt_cut") else None  # optional in the protocol
+    return VerifierInfo(verifier.identity, verifier.kind, tuple(verifier.aspects), _context(verifier, prompt, reference),
+                        note=cut)
 
 
 def score_pool(pool: Pool, verifier, prompt: str, reference: torch.Tensor | None = None) -> Pool:
-    """Score every candidate this verifier has not scored under this prompt/reference, in one call."""
+    """Score every valid candidate this verifier has not scored under this prompt/reference, in one
+    call. A candidate whose image is not finite, or that gets a non-finite score, is marked invalid
+    (ranked out, reason in report and grid) instead of failing the search; messages name candidate
+    ids, never batch positions."""
+    comfy.model_management.throw_exception_if_processing_interrupted()  # Cancel between verifiers
     info = verifier_info(verifier, prompt, reference)
     old = pool.verifier(info.identity)
     fresh = old is not None and old.context != info.context
-    todo = [c for c in pool.candidates if fresh or not c.scored_by(info.identity)]
+    todo = [c for c in pool.candidates if c.valid and (fresh or not c.scored_by(info.identity))]
+    broken = {c.id: "its decoded image has non-finite pixels" for c in todo if not torch.isfinite(c.image).all()}
+    if broken:
+        pool = pool.with_invalid(broken)
+        todo = [c for c in todo if c.id not in broken]
     if not todo:
-        return pool
+        return pool.with_scores(info, {}, {})  # joins the pool even when no valid candidate is left
     images = torch.cat([c.image for c in todo])
     t0 = time.perf_counter()
-    result = protocol.score(verifier, images, prompt, reference)
+    try:
+        result = protocol.score(verifier, images, prompt, reference)
+    except protocol.NonFiniteScores as e:
+        result = e.result
     per = (time.perf_counter() - t0) / len(todo)
-    scores = {c.id: {a: float(result.scores[a][i]) for a in info.aspects} for i, c in enumerate(todo)}
-    return pool.with_scores(info, scores, {c.id: per for c in todo})
+    scores, bad = {}, {}
+    for i, c in enumerate(todo):
+        values = {a: float(result.scores[a][i]) for a in info.aspects}
+        nonfinite = [a for a, v in values.items() if not math.isfinite(v)]
+        if nonfinite:
+            bad[c.id] = f"{info.identity} gave a non-finite '{nonfinite[0]}' score ({values[nonfinite[0]]})"
+        else:
+            scores[c.id] = values
+    return pool.with_invalid(bad).with_scores(info, scores, {cid: per for cid in scores})
 
 
 def apply_weights(pool: Pool, weights: str) -> Pool:
@@ -82,7 +105,9 @@ class VerifierScore(io.ComfyNode):
 
     @classmethod
     def execute(cls, candidates, verifier, prompt, reference=None) -> io.NodeOutput:
-        return io.NodeOutput(score_pool(candidates, verifier, prompt, reference))
+        with keep_sampled() as box:  # the pool's candidates are saved if scoring fails
+            box.pool = candidates
+            return io.NodeOutput(score_pool(candidates, verifier, prompt, reference))
 
 
 class WeightedPotential(io.ComfyNode):

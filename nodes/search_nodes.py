@@ -17,6 +17,7 @@ from ..search.potential import parse_weights
 from ..search.strategy import check_anneal, check_count, check_mode, check_strength
 from .checks import first_error
 from .sampling import Progress, SeedSearchGlobal, global_stage, make_setup, refine_stage
+from .saving import keep_sampled
 from .scoring import apply_weights, score_pool, verifier_info
 from .selection import select_best
 from .types import Verifier as VerifierSocket
@@ -75,7 +76,8 @@ def _connected(kwargs: dict) -> list:
 
 def check_before_sampling(verifiers: list, weights: str, prompt: str, reference) -> None:
     """Refuse, before any sampling, weights naming aspects no connected verifier produces, the same
-    verifier connected twice, and a verifier that needs a reference without one."""
+    verifier connected twice, a verifier that needs a reference without one, and a reference that is
+    not one image."""
     infos = [verifier_info(v, prompt, reference) for v in verifiers]
     seen: set[str] = set()
     for info in infos:
@@ -85,6 +87,10 @@ def check_before_sampling(verifiers: list, weights: str, prompt: str, reference)
     for v in verifiers:
         if v.requires_reference and reference is None:
             raise SearchError(f"{v.identity} needs a reference image: connect one to 'reference'")
+        if v.uses_reference and reference is not None and (reference.ndim != 4 or reference.shape[0] != 1
+                                                           or reference.shape[-1] not in (3, 4)):
+            raise SearchError(f"{v.identity} compares with one reference image, but 'reference' has shape "
+                              f"{list(reference.shape)}; connect a single image (batch of 1)")
     names = Pool(setup=None, k_global=1, verifiers=tuple(infos)).score_names()
     unknown = [n for n in parse_weights(weights) if n not in names]
     if unknown:
@@ -196,12 +202,13 @@ class Search(io.ComfyNode):
                                     reference, model, positive, negative, latent_image, vae, seed, steps, cfg,
                                     sampler_name, scheduler, denoise, max_sub_batch)
         progress = Progress((k_global + generations * m * k_local) * setup.steps)
-        pool = global_stage(setup, k_global, progress)
-        for _ in range(generations):
-            pool = _evaluate(pool, verifiers, prompt, reference, weights)
-            pool = select_best(pool, m)[0]
-            pool = refine_stage(pool, k_local, mode, strength, anneal, progress)
-        return _result(cls, _evaluate(pool, verifiers, prompt, reference, weights))
+        with keep_sampled() as box:  # on an error or Cancel, what was sampled is saved
+            box.pool = global_stage(setup, k_global, progress)
+            for _ in range(generations):
+                box.pool = _evaluate(box.pool, verifiers, prompt, reference, weights)
+                box.pool = select_best(box.pool, m)[0]
+                box.pool = refine_stage(box.pool, k_local, mode, strength, anneal, progress)
+            return _result(cls, _evaluate(box.pool, verifiers, prompt, reference, weights))
 
 
 class BestOfN(io.ComfyNode):
@@ -240,8 +247,9 @@ class BestOfN(io.ComfyNode):
         verifiers, setup = _prepare(check, (verifier_1, verifier_2, verifier_3, verifier_4), weights, prompt,
                                     reference, model, positive, negative, latent_image, vae, seed, steps, cfg,
                                     sampler_name, scheduler, denoise, max_sub_batch)
-        pool = global_stage(setup, n)
-        return _result(cls, _evaluate(pool, verifiers, prompt, reference, weights))
+        with keep_sampled() as box:  # on an error or Cancel, what was sampled is saved
+            box.pool = global_stage(setup, n)
+            return _result(cls, _evaluate(box.pool, verifiers, prompt, reference, weights))
 
 
 NODES = (Search, BestOfN)

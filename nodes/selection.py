@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from comfy_api.latest import io
 
 from ..search.grid import render_grid
@@ -10,6 +11,7 @@ from ..search.pool import Pool, SearchError
 from ..search.report import report_json
 from ..search.strategy import check_count, select_elites
 from .checks import first_error
+from .sampling import decode
 from .types import Candidates
 
 
@@ -47,7 +49,17 @@ def select_best(pool: Pool, m: int) -> tuple:
     latent["samples"] = best.latent.clone()
     noise = RecipeNoise(best.recipe, setup.noise_shape)
     report = report_json(marked, best.id, setup.describe())
-    return marked, best.image.clone(), latent, noise, int(best.seed), report
+    return marked, winner_image(setup, best), latent, noise, int(best.seed), report
+
+
+def winner_image(setup, best) -> torch.Tensor:
+    """The winner's image as a stock VAEDecode of its latent gives it. A candidate decoded inside a
+    sub-batch can differ from its batch-1 decode (the conv kernels depend on the batch shape; a VAE
+    whose raw output is far outside [0, 1] then flips a clamped pixel from 0 to 1), so such a winner
+    is decoded once more, alone."""
+    if dict(best.timings).get("sub_batch", 1.0) <= 1.0:
+        return best.image.clone()
+    return decode(setup.vae, best.latent)
 
 
 class EliteSelect(io.ComfyNode):

@@ -1,7 +1,7 @@
 """The candidate grid: every candidate of a pool as a labelled thumbnail, one IMAGE [1, H, W, 3].
 
 Each cell shows the candidate's image scaled to ``thumb`` px on its longer side, framed by a
-border (winner: green, elite of any round: orange, others: grey) and label lines:
+border (winner: green, elite of any round: orange, invalid: red, others: grey) and label lines:
 ``#id g<generation>``, ``seed <short seed>``, ``U <potential>`` and the two most heavily weighted
 scores, one per line (or the first two scores when no weights are set). A legend strip on top names the colours
 and the budget. Cells run left to right, top to bottom, in candidate order. Free of ComfyUI.
@@ -20,6 +20,7 @@ from .pool import Candidate, Pool
 WINNER = (40, 200, 60)
 ELITE = (255, 150, 0)
 OTHER = (90, 90, 90)
+INVALID = (200, 30, 30)
 BACKGROUND = (24, 24, 24)
 TEXT = (235, 235, 235)
 
@@ -86,7 +87,8 @@ def _thumbnails(images: list[torch.Tensor], size: tuple[int, int]) -> list[Image
     1024 px), small images enlarged by whole pixels."""
     thumbs = []
     for image in images:
-        x = image.detach().to("cpu", torch.float32)[..., :3].movedim(-1, 1)
+        # an invalid candidate's NaN pixels are drawn black (its cell says why it is out)
+        x = image.detach().to("cpu", torch.float32)[..., :3].nan_to_num(0.0, 1.0, 0.0).movedim(-1, 1)
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         shrink = size[0] <= x.shape[-2] and size[1] <= x.shape[-1]
@@ -95,12 +97,22 @@ def _thumbnails(images: list[torch.Tensor], size: tuple[int, int]) -> list[Image
     return thumbs
 
 
+def _wrap(text: str, lines: int, width: int = 20) -> list[str]:
+    words, out = text.split(), [""]
+    for w in words:
+        if out[-1] and len(out[-1]) + 1 + len(w) > width:
+            out.append("")
+        out[-1] = (out[-1] + " " + w).strip()
+    return out[:lines]
+
+
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def render_grid(pool: Pool, winner: int, thumb: int = 128) -> torch.Tensor:
-    """The grid of every candidate in ``pool`` (which must carry images) as IMAGE [1, H, W, 3]."""
+def render_grid(pool: Pool, winner: int | None, thumb: int = 128) -> torch.Tensor:
+    """The grid of every candidate in ``pool`` (which must carry images) as IMAGE [1, H, W, 3];
+    ``winner`` None for a search that stopped before choosing one."""
     cands: tuple[Candidate, ...] = pool.candidates
     if not cands:
         raise ValueError("the pool has no candidates to draw")
@@ -121,7 +133,11 @@ def render_grid(pool: Pool, winner: int, thumb: int = 128) -> torch.Tensor:
     budget = pool.budget()["formula"]
     draw.text((PAD, PAD // 2), f"EACPS candidates: N = {budget}", fill=TEXT, font=font)
     x = PAD
-    for colour, label in ((WINNER, f"winner #{winner}"), (ELITE, "elite"), (OTHER, "other")):
+    legend = [(WINNER, f"winner #{winner}" if winner is not None else "no winner: search stopped"),
+              (ELITE, "elite"), (OTHER, "other")]
+    if any(not c.valid for c in cands):
+        legend.append((INVALID, "invalid"))
+    for colour, label in legend:
         draw.rectangle([x, PAD // 2 + LINE + 1, x + 10, PAD // 2 + LINE + 11], fill=colour)
         draw.text((x + 14, PAD // 2 + LINE), label, fill=TEXT, font=font)
         x += 14 + int(draw.textlength(label, font=font)) + 16
@@ -129,15 +145,16 @@ def render_grid(pool: Pool, winner: int, thumb: int = 128) -> torch.Tensor:
     thumbs = _thumbnails([c.image for c in cands], (th, tw))
     for i, c in enumerate(cands):
         x0, y0 = cell_origin(i, n, (h, w), thumb)
-        colour = WINNER if c.id == winner else ELITE if c.id in elites else OTHER
+        colour = WINNER if c.id == winner else ELITE if c.id in elites else INVALID if not c.valid else OTHER
         draw.rectangle([x0, y0, x0 + tw + 2 * BORDER - 1, y0 + th + 2 * BORDER - 1], fill=colour)
         canvas.paste(thumbs[i], (x0 + BORDER, y0 + BORDER))
         scores = {names[(ident, asp)]: v for ident, asp, v in c.scores}
         lines = [
-            f"#{c.id} g{c.generation}" + ("  WINNER" if c.id == winner else "  elite" if c.id in elites else ""),
+            f"#{c.id} g{c.generation}" + ("  WINNER" if c.id == winner else "  elite" if c.id in elites
+                                          else "  INVALID" if not c.valid else ""),
             f"seed {short_seed(c.seed)}",
             f"U {_fmt(c.potential)}",
-        ] + [f"{a[:14]} {_fmt(scores.get(a))}" for a in aspects]
+        ] + ([f"{a[:14]} {_fmt(scores.get(a))}" for a in aspects] if c.valid else _wrap(c.invalid, 2))
         ty = y0 + th + 2 * BORDER + 1
         for line in lines:
             draw.text((x0, ty), line, fill=TEXT, font=font)

@@ -39,6 +39,7 @@ class Candidate:
     potential: float | None = None
     elite: bool = False
     timings: tuple[tuple[str, float], ...] = ()  # (what, seconds), e.g. ("sample", 0.05)
+    invalid: str | None = None  # why the candidate cannot compete (NaN decode, non-finite score), or None
 
     @property
     def seed(self) -> int:
@@ -53,6 +54,10 @@ class Candidate:
     def scored_by(self, identity: str) -> bool:
         return any(ident == identity for ident, _, _ in self.scores)
 
+    @property
+    def valid(self) -> bool:
+        return self.invalid is None
+
 
 @dataclass(frozen=True)
 class VerifierInfo:
@@ -60,6 +65,7 @@ class VerifierInfo:
     kind: str
     aspects: tuple[str, ...]
     context: str  # fingerprint of what the scores depend on besides the image (prompt, reference)
+    note: str | None = None  # e.g. that it read only the start of a long prompt
 
 
 @dataclass(frozen=True)
@@ -151,6 +157,15 @@ class Pool:
             "candidates": len(self.candidates),
         }
 
+    def valid_candidates(self) -> tuple[Candidate, ...]:
+        return tuple(c for c in self.candidates if c.valid)
+
+    def check_any_valid(self) -> None:
+        """Raise when no candidate can compete, naming every candidate and why."""
+        if self.candidates and not self.valid_candidates():
+            reasons = "; ".join(f"candidate {c.id}: {c.invalid}" for c in self.candidates)
+            raise SearchError(f"every candidate is invalid, nothing can win. {reasons}")
+
     # ---- deriving ------------------------------------------------------------------------
     def add(self, candidates: list[Candidate], round_: Round | None = None) -> Pool:
         start = len(self.candidates)
@@ -174,6 +189,8 @@ class Pool:
         cands = []
         for c in self.candidates:
             kept = tuple(s for s in c.scores if not (restart and s[0] == info.identity))
+            if c.id in scores and not c.valid:
+                raise SearchError(f"candidate {c.id} is invalid ({c.invalid}) and cannot be scored")
             if c.id in scores:
                 values = scores[c.id]
                 if set(values) != set(info.aspects):
@@ -187,13 +204,27 @@ class Pool:
                 c = replace(
                     c, scores=kept, potential=None, timings=c.timings + ((f"score:{info.identity}", seconds[c.id]),)
                 )
-            elif restart:
+            elif restart and c.valid:
                 raise SearchError(f"candidate {c.id} lost its {info.identity} scores and got no new ones")
             cands.append(c)
         return replace(self, candidates=tuple(cands), verifiers=verifiers)
 
+    def with_invalid(self, reasons: dict[int, str]) -> Pool:
+        """Mark candidates invalid (reason per id): they keep their place, lose any potential and
+        are ranked out of elites and winner."""
+        for cid in reasons:
+            self.get(cid)
+        cands = tuple(
+            replace(c, invalid=c.invalid or reasons[c.id], potential=None, elite=False) if c.id in reasons else c
+            for c in self.candidates
+        )
+        return replace(self, candidates=cands)
+
     def with_potentials(self, potentials: dict[int, float], weights: dict[str, float]) -> Pool:
-        cands = tuple(replace(c, potential=float(potentials[c.id])) for c in self.candidates)
+        """Set U per candidate; invalid candidates (absent from ``potentials``) keep None."""
+        cands = tuple(
+            replace(c, potential=float(potentials[c.id]) if c.valid else None) for c in self.candidates
+        )
         return replace(self, candidates=cands, weights=tuple(weights.items()))
 
     def with_elites(self, ids: tuple[int, ...]) -> Pool:

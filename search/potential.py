@@ -48,7 +48,8 @@ def parse_weights(text: str) -> dict[str, float]:
 
 
 def compute_potentials(pool: Pool, weights: dict[str, float]) -> dict[int, float]:
-    """U for every candidate. Refuses names the pool lacks and candidates missing a weighted score."""
+    """U for every valid candidate (invalid ones get none). Refuses names the pool lacks and valid
+    candidates missing a weighted score."""
     names = pool.score_names()
     unknown = [n for n in weights if n not in names]
     if unknown:
@@ -56,7 +57,7 @@ def compute_potentials(pool: Pool, weights: dict[str, float]) -> dict[int, float
         raise SearchError(f"weights name score(s) {unknown} that the pool lacks; available: {available}")
     out: dict[int, float] = {}
     missing: dict[str, list[int]] = {}
-    for c in pool.candidates:
+    for c in pool.valid_candidates():
         u = 0.0
         for name, w in weights.items():
             identity, aspect = names[name]

@@ -7,16 +7,20 @@ import json
 from .pool import Pool
 
 
-def build_report(pool: Pool, winner: int, setup: dict | None = None) -> dict:
+def build_report(pool: Pool, winner: int | None, setup: dict | None = None, stopped: str | None = None) -> dict:
+    """The report of ``pool``. ``winner`` None and ``stopped`` (the reason) for the partial report of a
+    search that ended early: the candidates sampled so far, no winner."""
     names = pool.display_names()
-    return {
+    report = {
         "pool_id": pool.pool_id,
         "winner": winner,
-        "winner_seed": pool.get(winner).seed,
+        "winner_seed": pool.get(winner).seed if winner is not None else None,
         "budget": pool.budget(),
         "weights": dict(pool.weights) if pool.weights is not None else None,
         "scores": {name: {"verifier": ident, "aspect": asp} for (ident, asp), name in names.items()},
         "elites": list(pool.selection.ids) if pool.selection else [],
+        "invalid": {str(c.id): c.invalid for c in pool.candidates if not c.valid},
+        "prompt_truncated": {v.identity: v.note for v in pool.verifiers if v.note},
         "setup": setup or {},
         "candidates": [
             {
@@ -28,11 +32,15 @@ def build_report(pool: Pool, winner: int, setup: dict | None = None) -> dict:
                 "scores": {names[(i, a)]: v for i, a, v in c.scores},
                 "potential": c.potential,
                 "elite": c.elite,
+                "invalid": c.invalid,
                 "timings": {k: v for k, v in c.timings},
             }
             for c in pool.candidates
         ],
     }
+    if stopped is not None:
+        report["stopped"] = stopped
+    return report
 
 
 def report_json(pool: Pool, winner: int, setup: dict | None = None) -> str:

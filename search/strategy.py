@@ -4,7 +4,8 @@ scores them (batched, with progress and Cancel), and tells the results back.
 - ``GlobalExploration``: K_global plain seeds. Candidate 0 is the user's own seed, so the search can
   never lose to the plain KSampler under the same verifiers; the others are drawn from the
   injected RNG in [0, 2^53) (exact in JSON and in the browser).
-- ``select_elites``: top M by potential, ties broken by the lower candidate id.
+- ``select_elites``: top M by potential, ties broken by the lower candidate id; invalid candidates
+  (NaN decode, non-finite score) are ranked out, and fewer than M are kept when fewer are valid.
 - ``LocalRefinement``: K_local children per elite with a mode and a strength; round r uses the
   radius strength * anneal^(r - 1). Child seeds come from the injected RNG (seed_offset: the
   paper's elite seed + j); a seed the pool already uses is skipped in every mode.
@@ -90,13 +91,15 @@ def select_elites(pool: Pool, m: int) -> tuple[int, ...]:
     check_count("M", m, "the number of elites")
     if m > len(pool):
         raise SearchError(f"M = {m} elites, but the pool has only {len(pool)} candidates; use M <= {len(pool)}")
-    missing = [c.id for c in pool.candidates if c.potential is None]
+    pool.check_any_valid()
+    valid = pool.valid_candidates()
+    missing = [c.id for c in valid if c.potential is None]
     if missing:
         raise SearchError(
             f"candidates {missing} have no potential yet: put WeightedPotential after the VerifierScore "
             "that scored them"
         )
-    ranked = sorted(pool.candidates, key=lambda c: (-c.potential, c.id))
+    ranked = sorted(valid, key=lambda c: (-c.potential, c.id))
     return tuple(c.id for c in ranked[:m])
 
 

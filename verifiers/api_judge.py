@@ -6,7 +6,9 @@ consistency/identity, the reference are sent as base64 PNG data URLs. raw = the 
 score = raw (it must already lie in [0, 10]; anything else is an error, never clamped or defaulted).
 
 Retries HTTP 429 and 5xx (and timeouts) with exponential backoff (honouring Retry-After), gives
-up with a clear error; a malformed, incomplete or refused answer is an error too. The API key is
+up with a clear error; a malformed, incomplete or refused answer is an error too. Cancel is seen
+within ``management.POLL_S``: the caller stops waiting for answers still in flight, no new request
+or retry starts after it, backoff sleeps end early, and the prompt ends as interrupted. The API key is
 read from the environment variable the user names, at request time; it is never stored on the
 verifier, logged, or put into identities, errors or results.
 """
@@ -19,13 +21,14 @@ import json
 import math
 import os
 import socket
-import time
+import threading
 import urllib.error
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
 import torch
 
+from . import management
 from .base import Verifier, VerifierError, VerifierResult
 from .rubric import NEEDS_REFERENCE, parse_aspects, question
 
@@ -41,6 +44,10 @@ def png_data_url(image: torch.Tensor) -> str:
     buf = io.BytesIO()
     Image.fromarray(arr, "RGB").save(buf, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+class _Stopped(Exception):
+    """A request thread stops because the search was cancelled or another request failed."""
 
 
 class APIJudgeVerifier(Verifier):
@@ -86,13 +93,15 @@ class APIJudgeVerifier(Verifier):
         content += [{"type": "text", "text": "Candidate image:"}, {"type": "image_url", "image_url": {"url": candidate}}]
         return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": content}]
 
-    def _post(self, body: bytes, key: str | None) -> dict:
+    def _post(self, body: bytes, key: str | None, stop: threading.Event) -> dict:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if key:
             headers["Authorization"] = f"Bearer {key}"
         last = ""
         for attempt in range(self.max_retries + 1):
-            wait = self.backoff * (2**attempt)
+            if stop.is_set():
+                raise _Stopped
+            pause = self.backoff * (2**attempt)
             try:
                 req = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
                 with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 (user's URL)
@@ -108,7 +117,7 @@ class APIJudgeVerifier(Verifier):
                     raise VerifierError(f"{self.identity}: request refused, {self._redact(last, key)}") from None
                 retry_after = e.headers.get("Retry-After") if e.headers else None
                 if retry_after and retry_after.strip().replace(".", "", 1).isdigit():
-                    wait = min(float(retry_after), 60.0)
+                    pause = min(float(retry_after), 60.0)
             except TimeoutError:
                 last = f"no answer within {self.timeout:g} s"
             except urllib.error.URLError as e:
@@ -116,8 +125,8 @@ class APIJudgeVerifier(Verifier):
                     last = f"no answer within {self.timeout:g} s"
                 else:
                     raise VerifierError(f"{self.identity}: cannot reach the endpoint: {e.reason}") from None
-            if attempt < self.max_retries:
-                time.sleep(wait)
+            if attempt < self.max_retries and stop.wait(pause):
+                raise _Stopped
         raise VerifierError(f"{self.identity}: gave up after {self.max_retries + 1} attempts; last: "
                             f"{self._redact(last, key)}")
 
@@ -155,18 +164,35 @@ class APIJudgeVerifier(Verifier):
             values.append(float(v))
         return values
 
-    def _one(self, prompt: str, image: torch.Tensor, reference: str | None, key: str | None) -> list[float]:
+    def _one(self, prompt: str, image: torch.Tensor, reference: str | None, key: str | None,
+             stop: threading.Event) -> list[float]:
         body = json.dumps({
             "model": self.model, "temperature": 0, "response_format": {"type": "json_object"},
             "messages": self._messages(prompt, png_data_url(image), reference),
         }).encode("utf-8")
-        return self._parse(self._post(body, key))
+        return self._parse(self._post(body, key, stop))
 
     def _score(self, images, prompt, reference) -> VerifierResult:
+        management.throw_if_interrupted()
         key = self._key()
         ref = png_data_url(reference[0]) if reference is not None else None
-        with ThreadPoolExecutor(max_workers=min(self.concurrency, images.shape[0])) as pool:
-            rows = list(pool.map(lambda img: self._one(prompt, img, ref, key), images))
+        stop = threading.Event()  # set on Cancel or on the first error: no new request after it
+        pool = ThreadPoolExecutor(max_workers=min(self.concurrency, images.shape[0]))
+        futures = [pool.submit(self._one, prompt, img, ref, key, stop) for img in images]
+        try:
+            while True:
+                _, pending = wait(futures, timeout=management.POLL_S, return_when=FIRST_EXCEPTION)
+                failed = [f for f in futures if f.done() and not f.cancelled() and f.exception() is not None]
+                if failed:
+                    raise failed[0].exception()
+                if not pending:
+                    break
+                management.throw_if_interrupted()
+        finally:
+            stop.set()
+            # requests still in flight end on their own (their answers are dropped); nobody waits for them
+            pool.shutdown(wait=False, cancel_futures=True)
+        rows = [f.result() for f in futures]
         values = torch.tensor(rows, dtype=torch.float64).reshape(images.shape[0], len(self.aspects))
         raw = {a: values[:, i] for i, a in enumerate(self.aspects)}
         return VerifierResult(scores={a: v.clone() for a, v in raw.items()}, raw=raw)

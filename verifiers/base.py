@@ -47,6 +47,19 @@ class Verifier(ABC):
     def patchers(self) -> list:
         return [m.patcher for m in self.managed_models]
 
+    def prompt_tokens(self, prompt: str) -> tuple[int, int] | None:
+        """(tokens the prompt has, tokens this verifier reads) for verifiers whose text encoder has a
+        fixed length (CLIP: 77, BLIP: 35, special tokens included); None when the whole prompt is read."""
+        return None
+
+    def prompt_cut(self, prompt: str) -> str | None:
+        """A sentence for the report when this verifier reads only the start of ``prompt``, else None."""
+        counted = self.prompt_tokens(prompt)
+        if counted is None or counted[0] <= counted[1]:
+            return None
+        return (f"{self.identity} read only the first {counted[1]} of the prompt's {counted[0]} tokens; "
+                "the rest did not count in its score")
+
     @abstractmethod
     def _score(self, images: torch.Tensor, prompt: str, reference: torch.Tensor | None) -> VerifierResult:
         """Score one batch. images: [B, H, W, 3] float in 0..1; reference: [1, H', W', 3] or None."""

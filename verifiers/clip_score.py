@@ -24,6 +24,9 @@ class ClipScoreVerifier(Verifier):
         self._identity = f"clip_score:{arch}:{name}"
         self.managed_models = (self.model,)
 
+    def prompt_tokens(self, prompt):
+        return self.model.prompt_tokens(prompt)
+
     def _score(self, images, prompt, reference) -> VerifierResult:
         cos = self.model.prompt_cosine(images, prompt)
         raw = 2.5 * cos.clamp(min=0.0)

@@ -27,6 +27,9 @@ class HPSv2Verifier(Verifier):
         self._identity = f"hpsv2:{arch}:{name}"
         self.managed_models = (self.model,)
 
+    def prompt_tokens(self, prompt):
+        return self.model.prompt_tokens(prompt)
+
     def _score(self, images, prompt, reference) -> VerifierResult:
         raw = self.model.prompt_cosine(images, prompt)
         return VerifierResult(scores={"hpsv2": linear_to_score(raw, RAW_LOW, RAW_HIGH)}, raw={"hpsv2": raw})

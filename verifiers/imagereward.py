@@ -68,6 +68,8 @@ def map_checkpoint(sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor]
     return out, unused
 
 
+PROMPT_TOKENS = 35  # ImageReward's BLIP text length; longer prompts are cut (reported)
+
 class ImageRewardModule(nn.Module):
     def __init__(self, config, image_size: int):
         super().__init__()
@@ -122,7 +124,7 @@ class ImageRewardModel:
         model = self.managed.load()
         dev = self.managed.device
         pixels = to_pixels(images.to(dev), self.size, CLIP_MEAN, CLIP_STD).to(self.managed.dtype)
-        tok = self.tokenizer([prompt], padding="max_length", truncation=True, max_length=35, return_tensors="pt")
+        tok = self.tokenizer([prompt], padding="max_length", truncation=True, max_length=PROMPT_TOKENS, return_tensors="pt")
         n = images.shape[0]
         reward = model(pixels, tok["input_ids"].to(dev).expand(n, -1), tok["attention_mask"].to(dev).expand(n, -1))
         return ((reward.double().cpu() - MEAN) / STD)
@@ -140,6 +142,9 @@ class ImageRewardVerifier(Verifier):
         self.model = management.cached(key, lambda: ImageRewardModel(folder, path))
         self._identity = f"imagereward:{folder_name}:{checkpoint}"
         self.managed_models = (self.model,)
+
+    def prompt_tokens(self, prompt):
+        return len(self.model.tokenizer(prompt)["input_ids"]), PROMPT_TOKENS
 
     def _score(self, images, prompt, reference) -> VerifierResult:
         raw = self.model.rewards(images, prompt)

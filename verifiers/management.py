@@ -120,6 +120,47 @@ def resolve_folder(name: str, what: str, source: str) -> str:
     raise VerifierError(missing_message(what, name or "<none>", source, folder=True))
 
 
+# ---------------------------------------------------------------- Cancel
+
+POLL_S = 0.1  # how often a waiting verifier looks for Cancel: well inside the ~1 s users expect
+
+
+def interrupted() -> bool:
+    """Whether the user pressed Cancel (POST /interrupt); does not clear the flag."""
+    import comfy.model_management as mm
+
+    return mm.processing_interrupted()
+
+
+def throw_if_interrupted() -> None:
+    """Raise ComfyUI's InterruptProcessingException if Cancel was pressed, so the prompt ends as
+    interrupted (not as an error)."""
+    import comfy.model_management as mm
+
+    mm.throw_exception_if_processing_interrupted()
+
+
+def interruptible(module: torch.nn.Module):
+    """Context manager: while it is open, every layer of ``module`` that sits in a ModuleList (the
+    blocks of a transformer) checks Cancel before it runs, so one long forward pass (a VLM judge's
+    batch) stops within a layer."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def hooks():
+        handles = [
+            child.register_forward_pre_hook(lambda *_: throw_if_interrupted())
+            for m in module.modules() if isinstance(m, torch.nn.ModuleList) for child in m
+        ]
+        try:
+            yield module
+        finally:
+            for h in handles:
+                h.remove()
+
+    return hooks()
+
+
 # ---------------------------------------------------------------- devices, dtypes, model patchers
 
 

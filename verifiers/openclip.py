@@ -73,6 +73,14 @@ class OpenClipBackbone:
         feats = model.encode_image(pixels.to(self.managed.dtype)).float()
         return torch.nn.functional.normalize(feats, dim=-1)
 
+    def prompt_tokens(self, prompt: str) -> tuple[int, int]:
+        """(tokens with start/end markers, the context length the text tower reads)."""
+        limit = int(getattr(self.tokenizer, "context_length", 77))
+        encode = getattr(self.tokenizer, "encode", None)
+        if encode is None:  # an HF-backed open_clip tokenizer
+            return len(self.tokenizer.tokenizer(prompt)["input_ids"]), limit
+        return len(encode(prompt)) + 2, limit
+
     @torch.inference_mode()
     def text_features(self, texts: list[str]) -> torch.Tensor:
         model = self.managed.load()

@@ -26,6 +26,8 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
+PROMPT_TOKENS = 77  # CLIP's text context; longer prompts are cut (reported)
+
 class PickScoreModel:
     def __init__(self, folder: str):
         from transformers import AutoTokenizer, CLIPModel
@@ -60,7 +62,7 @@ class PickScoreModel:
         model = self.managed.load()
         dev = self.managed.device
         pixels = to_pixels(images.to(dev), self.size, self.mean, self.std).to(self.managed.dtype)
-        tokens = self.tokenizer([prompt], padding=True, truncation=True, max_length=77, return_tensors="pt")
+        tokens = self.tokenizer([prompt], padding=True, truncation=True, max_length=PROMPT_TOKENS, return_tensors="pt")
         img = model.get_image_features(pixel_values=pixels)
         txt = model.get_text_features(input_ids=tokens["input_ids"].to(dev),
                                       attention_mask=tokens["attention_mask"].to(dev))
@@ -79,6 +81,9 @@ class PickScoreVerifier(Verifier):
         self.model = management.cached(("pickscore", management.folder_key(folder)), lambda: PickScoreModel(folder))
         self._identity = f"pickscore:{name}"
         self.managed_models = (self.model,)
+
+    def prompt_tokens(self, prompt):
+        return len(self.model.tokenizer(prompt)["input_ids"]), PROMPT_TOKENS
 
     def _score(self, images, prompt, reference) -> VerifierResult:
         raw = self.model.raw(images, prompt)

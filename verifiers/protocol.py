@@ -47,6 +47,20 @@ class VerifierError(RuntimeError):
     """A verifier is malformed or could not produce valid scores. The message says what to change."""
 
 
+class NonFiniteScores(VerifierError):
+    """Some images of a batch got a non-finite score (the others are fine).
+
+    ``positions``: batch position -> reason; ``result``: the whole batch's VerifierResult, NaN/inf
+    left in place at those positions. The search catches this to rank those candidates out instead
+    of failing; any other caller sees an ordinary VerifierError.
+    """
+
+    def __init__(self, message: str, positions: dict[int, str], result: VerifierResult):
+        super().__init__(message)
+        self.positions = positions
+        self.result = result
+
+
 @dataclass(frozen=True)
 class VerifierResult:
     """Per-image scores of one batch (what :func:`validate_result` returns).
@@ -156,7 +170,8 @@ def validate_result(result: Any, identity: str, aspects: tuple[str, ...], batch:
 
     ``result`` is any object with ``scores`` and ``raw`` mappings aspect -> tensor [batch]; both
     must hold exactly the declared ``aspects``. Scores must be finite and on [0, 10]. Raises
-    VerifierError naming the verifier (``identity``), the aspect and the offending images.
+    VerifierError naming the verifier (``identity``), the aspect and the offending images;
+    NonFiniteScores (carrying the result) when the only fault is non-finite scores of some images.
     """
     scores = getattr(result, "scores", _MISSING)
     raw = getattr(result, "raw", _MISSING)
@@ -165,17 +180,23 @@ def validate_result(result: Any, identity: str, aspects: tuple[str, ...], batch:
                             f"'scores' and 'raw' mappings aspect -> tensor [B]. See {DOCS}.")
     scores = _values(identity, "scores", scores, aspects, batch)
     raw = _values(identity, "raw", raw, aspects, batch)
+    positions: dict[int, str] = {}
     for aspect, values in scores.items():
         bad = ~torch.isfinite(values)
-        if bad.any():
-            raise VerifierError(
-                f"{identity}: aspect '{aspect}' is not finite for image(s) "
-                f"{bad.nonzero().flatten().tolist()} (values {values.tolist()}); the verifier model "
-                "or its weights are broken, or the image is degenerate"
-            )
-        if (values < SCORE_MIN - 1e-9).any() or (values > SCORE_MAX + 1e-9).any():
+        for i in bad.nonzero().flatten().tolist():
+            positions.setdefault(i, f"{identity} gave a non-finite '{aspect}' score ({values[i].item()})")
+        finite = values[~bad]
+        if (finite < SCORE_MIN - 1e-9).any() or (finite > SCORE_MAX + 1e-9).any():
             raise VerifierError(f"{identity}: aspect '{aspect}' left [0, 10]: {values.tolist()}")
-    return VerifierResult(scores=scores, raw=raw)
+    result = VerifierResult(scores=scores, raw=raw)
+    if positions:
+        raise NonFiniteScores(
+            f"{identity}: non-finite score for image(s) at batch position(s) {sorted(positions)} of {batch}: "
+            f"{'; '.join(positions[i] for i in sorted(positions))}. Check those images (a NaN decode from an "
+            "fp16 VAE gives this) before blaming the verifier",
+            positions, result,
+        )
+    return result
 
 
 def score(verifier: Any, images: torch.Tensor, prompt: str, reference: torch.Tensor | None = None) -> VerifierResult:

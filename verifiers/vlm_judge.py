@@ -65,7 +65,8 @@ class VLMModel:
         mask = inputs.get("attention_mask")
         if mask is not None and not bool(mask[:, -1].all()):
             raise VerifierError("VLM judge: the processor padded on the right; set padding_side='left'")
-        logits = model(**inputs).logits[:, -1, :].float()
+        with management.interruptible(model):
+            logits = model(**inputs).logits[:, -1, :].float()
         probs = torch.softmax(logits[:, self.digit_ids.to(logits.device)], dim=-1)
         return (probs * torch.arange(10, device=probs.device, dtype=probs.dtype)).sum(-1).double().cpu()
 

@@ -58,6 +58,19 @@ class TinyVAEChannels(TinyVAE):
         return (_cached("vae", weights_seed, tiny.tiny_vae, channels),)
 
 
+class OverflowVAE(TinyVAE):
+    """The tiny VAE with a decoder that overflows to NaN pixels on latents above ``threshold``
+    (see tiny.overflow_vae): the fault an fp16 VAE shows on some candidates."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"weights_seed": ("INT", {"default": 0, "min": 0, "max": 2**31}),
+                             "threshold": ("FLOAT", {"default": 0.0, "min": -1e9, "max": 1e9, "step": 0.0001})}}
+
+    def load(self, weights_seed, threshold):
+        return (tiny.overflow_vae(weights_seed, threshold),)
+
+
 class TinyConditioning:
     CATEGORY = "EACPS testing"
     RETURN_TYPES = ("CONDITIONING",)
@@ -137,6 +150,7 @@ NODE_CLASS_MAPPINGS = {
     "EACPSTest_TinyVAE": TinyVAE,
     "EACPSTest_TinyVAEChannels": TinyVAEChannels,
     "EACPSTest_TinyConditioning": TinyConditioning,
+    "EACPSTest_OverflowVAE": OverflowVAE,
     "EACPSTest_Capture": Capture,
     "EACPSTest_ArchModel": ArchModel,
     "EACPSTest_ArchConditioning": ArchConditioning,

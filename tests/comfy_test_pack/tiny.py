@@ -83,6 +83,29 @@ def tiny_vae(seed: int = 0, channels: int = 4) -> comfy.sd.VAE:
     return comfy.sd.VAE(sd=tiny_vae_state_dict(seed, channels))
 
 
+HOT = 1e36  # times the decoder's first-conv channel 0: any positive value there overflows float32 later
+
+
+def decoder_channel0(vae: comfy.sd.VAE, samples: torch.Tensor) -> torch.Tensor:
+    """Per latent of ``samples`` [B, 4, h, w]: the largest pre-bias value of the tiny VAE decoder's
+    first conv, output channel 0 (what :func:`overflow_vae` compares with its threshold)."""
+    dec = vae.first_stage_model.taesd_decoder
+    x = dec[0]((samples.float() - vae.first_stage_model.vae_shift) * vae.first_stage_model.vae_scale)
+    w = dec[1].weight[:1].float()
+    return torch.nn.functional.conv2d(x, w, padding=1).flatten(1).amax(1)
+
+
+def overflow_vae(seed: int, threshold: float) -> comfy.sd.VAE:
+    """The tiny VAE, except that the decoder's first conv channel 0 becomes HOT * (value - threshold):
+    a latent whose channel-0 value exceeds ``threshold`` anywhere overflows float32 a few layers later
+    (inf - inf = NaN pixels), the way an fp16 VAE overflows past 65504 on some latents only. Latents
+    below it decode to finite images. Real TAESD code and real IEEE arithmetic, no patched decode."""
+    sd = tiny_vae_state_dict(seed)
+    sd["taesd_decoder.1.weight"][0] *= HOT
+    sd["taesd_decoder.1.bias"][0] = -HOT * threshold
+    return comfy.sd.VAE(sd=sd)
+
+
 def text_conditioning(text: str, tokens: int = 77) -> list:
     """CONDITIONING for ``text``: a fixed random embedding derived from the text's hash."""
     seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")

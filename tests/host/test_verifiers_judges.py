@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib
 import json
 import logging
+import re
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,6 +21,7 @@ from verifier_checks import check_verifier, load_verifier, make_images
 
 from eacps.verifiers.base import VerifierError
 from harness.inprocess import PromptInvalid
+from host.graphs import best_of_n_node, one_node_prompt, search_node
 
 pytestmark = pytest.mark.host
 
@@ -49,6 +53,31 @@ def test_vlm_judge_sees_reference_and_candidate(comfy, captured, judge_files):
     assert not torch.allclose(result.raw["identity"], other.raw["identity"])  # the reference is seen
     with pytest.raises(VerifierError, match="reference"):
         v.score(images, "make it red")
+
+
+def test_cancel_inside_a_vlm_forward_pass_stops_before_the_next_layer(comfy, captured, judge_files):
+    mm = importlib.import_module("comfy.model_management")
+    v = load_verifier(comfy, captured, "EACPS_LoadVLMJudgeVerifier",
+                      {"model_folder": "tiny_qwen2vl", "aspects": "realism", "max_batch": 4})
+    model = v.model.managed.module
+    blocks = [child for m in model.modules() if isinstance(m, torch.nn.ModuleList) for child in m]
+    assert len(blocks) >= 2  # the vision block runs first, then the text layer
+    ran = []
+
+    def block_done(i):  # Cancel is pressed while the first block to run computes
+        ran.append(i)
+        if len(ran) == 1:
+            mm.interrupt_current_processing(True)
+
+    hooks = [b.register_forward_hook(lambda *_, i=i: block_done(i)) for i, b in enumerate(blocks)]
+    try:
+        with pytest.raises(mm.InterruptProcessingException):
+            v.score(make_images(2), "a red apple")
+    finally:
+        for h in hooks:
+            h.remove()
+        mm.interrupt_current_processing(False)
+    assert len(ran) == 1, f"blocks {ran} ran; Cancel must stop the forward pass at the next block"
 
 
 def test_vlm_judge_unknown_aspect_is_refused(comfy, judge_files):
@@ -84,13 +113,14 @@ class _Server(ThreadingHTTPServer):
 
 class JudgeServer:
     """A loopback chat-completions server. Each request pops the next scripted behaviour
-    ("ok", "malformed", "refusal", "429", "500", "slow"); when the script is empty it answers "ok":
+    ("ok", "malformed", "refusal", "429", "500", "slow", "hang"); when the script is empty it answers "ok":
     scores derived from a hash of the candidate image, so answers are deterministic per image."""
 
     def __init__(self):
         self.script: list[str] = []
         self.requests: list[dict] = []
         self.lock = threading.Lock()
+        self.release = threading.Event()  # ends "hang" answers (set on stop)
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -105,6 +135,9 @@ class JudgeServer:
                     action = outer.script.pop(0) if outer.script else "ok"
                 if action == "slow":
                     time.sleep(1.5)
+                    action = "ok"
+                if action == "hang":  # a judge that takes minutes
+                    outer.release.wait(120)
                     action = "ok"
                 if action in ("429", "500"):
                     self.send_response(int(action))
@@ -141,6 +174,7 @@ class JudgeServer:
         return {a: round(digest[i] / 25.5, 2) for i, a in enumerate(aspects)}
 
     def stop(self):
+        self.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -231,3 +265,68 @@ def test_api_judge_missing_key_variable_is_explained(comfy, judge_server, monkey
             "load": {"class_type": "EACPS_LoadAPIJudgeVerifier", "inputs": api_inputs(judge_server)},
             "cap": {"class_type": "EACPSTest_Capture", "inputs": {"value": ["load", 0], "key": "x"}},
         })
+
+
+# ---------------------------------------------------------------------- Cancel while a judge waits
+
+
+def cancel_when(server, n_requests: int, delay: float = 0.0) -> dict:
+    """Press Cancel (as POST /interrupt does) once the judge server has seen ``n_requests`` requests
+    plus ``delay`` seconds; returns what it saw then. Set ``seen["done"]`` when the prompt is over,
+    so a Cancel that never came cannot hit a later test."""
+    mm = importlib.import_module("comfy.model_management")
+    seen: dict = {"done": threading.Event()}
+
+    def run():
+        while len(server.requests) < n_requests:
+            if seen["done"].wait(0.01):
+                return
+        time.sleep(delay)
+        with server.lock:
+            seen["requests"] = len(server.requests)
+        seen["t"] = time.monotonic()
+        mm.interrupt_current_processing(True)
+
+    threading.Thread(target=run, daemon=True).start()
+    return seen
+
+
+@pytest.mark.parametrize("script,delay", [
+    (["hang"] * 10, 0.3),  # waiting on an answer (the loader's 60 s timeout)
+    (["500"] * 10, 0.5),  # inside a 30 s backoff sleep between retries
+])
+def test_cancel_while_the_api_judge_waits_ends_the_prompt_as_interrupted(comfy, judge_server, script, delay):
+    judge_server.script = list(script)
+    p = one_node_prompt(best_of_n_node(n=3, seed=4, weights="realism=1"))
+    p["verifier"] = {"class_type": "EACPS_LoadAPIJudgeVerifier",
+                     "inputs": api_inputs(judge_server, timeout_s=60.0, max_retries=4, backoff_s=30.0,
+                                          concurrency=1)}
+    seen = cancel_when(judge_server, 1, delay)
+    try:
+        result = comfy.run(p, expect_success=False)
+    finally:
+        seen["done"].set()
+    stopped_after = time.monotonic() - seen["t"]
+    time.sleep(0.5)  # a request sent after Cancel would arrive by now
+    kinds = [kind for kind, _ in result.status_messages]
+    assert "execution_interrupted" in kinds and "execution_error" not in kinds, result.status_messages
+    assert stopped_after < 1.0, f"Cancel took {stopped_after:.2f} s"
+    assert len(judge_server.requests) == seen["requests"] == 1, "a request was sent after Cancel"
+    partial = sorted((comfy.base_dir / "output" / "EACPS_partial").glob("*.json"), key=lambda f: f.stat().st_mtime)
+    report = json.loads(partial[-1].read_text())  # nothing sampled is lost
+    assert report["stopped"] == "cancelled" and len(report["candidates"]) == 3
+
+
+def test_an_error_after_sampling_keeps_the_sampled_candidates(comfy, judge_server):
+    judge_server.script = ["refusal"]
+    p = one_node_prompt(search_node(seed=4, k_global=3, m=1, k_local=1, weights="realism=1"))
+    p["verifier"] = {"class_type": "EACPS_LoadAPIJudgeVerifier", "inputs": api_inputs(judge_server, concurrency=1)}
+    result = comfy.run(p, expect_success=False)
+    message = result.error()
+    assert "refused to judge" in message and "The 3 candidates sampled before this error are kept" in message
+    path = Path(re.search(r"report (\S+\.json)", message).group(1))
+    assert path.is_relative_to(comfy.base_dir / "output")
+    report = json.loads(path.read_text())
+    assert [c["seed"] for c in report["candidates"]][0] == 4 and len(report["candidates"]) == 3
+    assert report["winner"] is None and "refused to judge" in report["stopped"]
+    assert path.with_suffix(".png").is_file() and API_KEY not in path.read_text()

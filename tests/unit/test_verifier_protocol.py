@@ -128,7 +128,7 @@ GOOD = torch.tensor([1.0, 5.0, 9.0])
     (SimpleNamespace(scores={"brightness": GOOD[None]}, raw={"brightness": GOOD}), r"shape \(1, 3\), expected \(3,\)"),
     (SimpleNamespace(scores={"brightness": GOOD}, raw={"brightness": GOOD[:1]}), r"of result.raw has shape \(1,\)"),
     (SimpleNamespace(scores={"brightness": torch.tensor([1.0, float("nan"), 2.0])}, raw={"brightness": GOOD}),
-     r"not finite for image\(s\) \[1\]"),
+     r"non-finite score for image\(s\) at batch position\(s\) \[1\]"),
     (SimpleNamespace(scores={"brightness": torch.tensor([1.0, 10.5, 2.0])}, raw={"brightness": GOOD}), r"left \[0, 10\]"),
     (SimpleNamespace(scores={"brightness": torch.tensor([-0.1, 1.0, 2.0])}, raw={"brightness": GOOD}), r"left \[0, 10\]"),
 ])
