@@ -1,12 +1,14 @@
 """The candidate grid and the winner summary, without a host."""
 
 import json
+import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
-from eacps.search.grid import BORDER, ELITE, OTHER, WINNER, cell_origin, layout, render_grid, short_seed
+from eacps.search.grid import BORDER, ELITE, OTHER, WINNER, render_grid, short_seed
 from eacps.search.pool import Pool, VerifierInfo
 from eacps.search.report import report_json, winner_summary
 from eacps.search.strategy import GlobalExploration, LocalRefinement, select_elites, to_candidates
@@ -40,32 +42,95 @@ def pixel(grid, x, y):
     return tuple(int(round(v * 255)) for v in grid[0, y, x].tolist())
 
 
-def test_grid_grows_with_the_number_of_candidates():
-    shapes = [render_grid(*scored_pool(n)).shape for n in (1, 4, 9, 20)]
-    assert all(s[0] == 1 and s[3] == 3 for s in shapes)
-    heights = [s[1] for s in shapes]
-    widths = [s[2] for s in shapes]
-    assert heights == sorted(heights) and widths == sorted(widths) and heights[-1] > heights[0]
-    cols, rows, cell_w, cell_h = layout(20, (32, 48))
-    assert (cols, rows) == (5, 4)
-    assert shapes[-1][2] >= cols * cell_w and shapes[-1][1] >= rows * cell_h
+def two_tone(n: int, size=(16, 24)) -> list[torch.Tensor]:
+    """Candidate i's picture: left half one colour, right half another, both unique to i (so a
+    thumbnail can be found in the grid by its colours, and a mirrored one would show)."""
+    h, w = size
+    out = []
+    for i in range(n):
+        img = torch.empty(1, h, w, 3)
+        img[:, :, : w // 2] = torch.tensor([10 + 9 * i, 200, 30]) / 255
+        img[:, :, w // 2:] = torch.tensor([30, 10 + 9 * i, 200]) / 255
+        out.append(img)
+    return out
+
+
+def with_images(pool: Pool, imgs: list[torch.Tensor]) -> Pool:
+    return replace(pool, candidates=tuple(replace(c, image=im) for c, im in zip(pool.candidates, imgs, strict=True)))
+
+
+def find_block(grid: torch.Tensor, rgb) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) bounding box of the pixels of exactly colour ``rgb``; asserts they fill it."""
+    arr = (grid[0] * 255).round().to(torch.int64)
+    mask = (arr == torch.tensor(rgb)).all(-1)
+    ys, xs = mask.nonzero(as_tuple=True)
+    assert len(xs), f"colour {rgb} is not in the grid"
+    x0, x1, y0, y1 = int(xs.min()), int(xs.max()) + 1, int(ys.min()), int(ys.max()) + 1
+    assert mask[y0:y1, x0:x1].all() and mask.sum() == (x1 - x0) * (y1 - y0), f"colour {rgb} is not one block"
+    return x0, y0, x1, y1
+
+
+def thumbnails(grid, n) -> list[tuple[int, int, int, int]]:
+    """Each candidate's thumbnail box, found by the candidate's own colours: the left-half block
+    and the right-half block side by side, same height."""
+    boxes = []
+    for i in range(n):
+        lx0, ly0, lx1, ly1 = find_block(grid, (10 + 9 * i, 200, 30))
+        rx0, ry0, rx1, ry1 = find_block(grid, (30, 10 + 9 * i, 200))
+        assert (ry0, ry1) == (ly0, ly1) and rx0 == lx1 and rx1 - rx0 == lx1 - lx0, i
+        boxes.append((lx0, ly0, rx1, ry1))
+    return boxes
+
+
+@pytest.mark.parametrize("n", [1, 5, 9, 20])
+def test_each_cell_shows_its_own_candidates_picture_in_order(n):
+    pool, winner = scored_pool(n)
+    pool = with_images(pool, two_tone(n))
+    grid = render_grid(pool, winner)
+    boxes = thumbnails(grid, n)
+    # 16 x 24 images, thumb 128: enlarged to 85 x 128 (by hand: 16 * 128 / 24 = 85.3)
+    assert all((x1 - x0, y1 - y0) == (128, 85) for x0, y0, x1, y1 in boxes)
+    # reading order: ceil(sqrt(n)) columns, left to right, then top to bottom
+    cols = math.ceil(math.sqrt(n))
+    for i, (x0, y0, _, _) in enumerate(boxes):
+        same_row, same_col = boxes[i - i % cols], boxes[i % cols]
+        assert y0 == same_row[1] and x0 == same_col[0], i
+        if i % cols:
+            assert x0 > boxes[i - 1][2]
+        if i >= cols:
+            assert y0 > boxes[i - cols][3]
+    assert len({b[0] for b in boxes}) == min(n, cols) and len({b[1] for b in boxes}) == math.ceil(n / cols)
+
+
+def test_small_and_large_pictures_keep_their_pixels():
+    # a 2 x 3 picture enlarged by whole pixels; a 256 x 384 flat picture shrunk: colours stay exact
+    pool, winner = scored_pool(2)
+    small = torch.tensor([[[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]], [[1.0, 1.0, 0], [0, 1.0, 1.0], [1.0, 0, 1.0]]])[None]
+    grid = render_grid(with_images(pool, [small, small.clone()]), winner)
+    # 2 x 3 -> 85 x 128 (scale 42.67): every source pixel becomes a block of one colour, in place
+    arr = (grid[0] * 255).round().to(torch.int64)
+    red = find_block(grid[:, :, : grid.shape[2] // 2], (255, 0, 0))
+    x0, y0 = red[0], red[1]
+    for (r, c), rgb in {(0, 1): (0, 255, 0), (0, 2): (0, 0, 255), (1, 0): (255, 255, 0), (1, 2): (255, 0, 255)}.items():
+        y, x = y0 + int((r + 0.5) * 85 / 2), x0 + int((c + 0.5) * 128 / 3)
+        assert tuple(arr[y, x].tolist()) == rgb, (r, c)
+    big = with_images(pool, two_tone(2, size=(256, 384)))
+    assert all((x1 - x0, y1 - y0) == (128, 85) for x0, y0, x1, y1 in thumbnails(render_grid(big, winner), 2))
 
 
 def test_winner_and_elites_are_framed_in_their_colours():
     pool, winner = scored_pool(6, k_local=2)
-    grid = render_grid(pool, winner)
-    elites = set(pool.rounds[0].elites)
-    assert winner in elites or pool.get(winner).generation == 1
     n = len(pool)
-    for c in pool.candidates:
-        x, y = cell_origin(c.id, n, (32, 48))
+    grid = render_grid(with_images(pool, two_tone(n)), winner)
+    elites = set(pool.rounds[0].elites)
+    assert winner not in elites  # this pool's winner is a child: all three colours are drawn
+    for c, (x0, y0, x1, y1) in zip(pool.candidates, thumbnails(grid, n), strict=True):
         want = WINNER if c.id == winner else ELITE if c.id in elites else OTHER
-        # top-left corner of the border, and a pixel on the left border half way down
-        assert pixel(grid, x + 1, y + 1) == want, c.id
-        assert pixel(grid, x + BORDER // 2, y + 20) == want, c.id
-    # the thumbnail itself sits inside the border
-    x, y = cell_origin(winner, n, (32, 48))
-    assert pixel(grid, x + BORDER + 10, y + BORDER + 10) not in (WINNER, ELITE, OTHER)
+        # the frame: BORDER px around the thumbnail, on all four sides
+        for x, y in [(x0 - BORDER, y0 - BORDER), (x0 - 1, (y0 + y1) // 2), (x1, (y0 + y1) // 2),
+                     ((x0 + x1) // 2, y0 - 1), ((x0 + x1) // 2, y1), (x1 + BORDER - 1, y1 + BORDER - 1)]:
+            assert pixel(grid, x, y) == want, (c.id, x, y)
+        assert pixel(grid, x0 - BORDER - 1, y0) != want, c.id  # the frame is BORDER px wide
 
 
 def test_grid_refuses_an_empty_pool():
