@@ -6,6 +6,7 @@
 #
 #   ./scripts/mutation.sh                      # search/ verifiers/ nodes/
 #   ./scripts/mutation.sh search               # one folder
+#   ./scripts/mutation.sh verifiers/technical.py verifiers/base.py   # some files of a folder
 #   EACPS_MUTATION_BUDGET=1800 ./scripts/mutation.sh nodes   # stop a folder after 30 min (resumable)
 #   ./scripts/mutation.sh --report             # only print/write the results of earlier runs
 #
@@ -28,17 +29,26 @@ fi
 
 report_only=0
 folders=()
+declare -A paths=()
 for arg in "$@"; do
+  arg="${arg%/}"
   case "$arg" in
     --report) report_only=1 ;;
-    search|nodes|verifiers) folders+=("$arg") ;;
-    *) echo "unknown argument '$arg': use search, nodes, verifiers or --report" >&2; exit 2 ;;
+    search|nodes|verifiers) folders+=("$arg"); paths[$arg]="$arg/" ;;
+    search/*.py|nodes/*.py|verifiers/*.py)
+      [ -f "$arg" ] || { echo "no file $arg" >&2; exit 2; }
+      f="${arg%%/*}"; [[ " ${folders[*]} " == *" $f "* ]] || folders+=("$f")
+      paths[$f]="${paths[$f]:+${paths[$f]},}$arg" ;;
+    *) echo "unknown argument '$arg': use search, nodes, verifiers, files in them, or --report" >&2; exit 2 ;;
   esac
 done
-[ ${#folders[@]} -gt 0 ] || folders=(search verifiers nodes)
+if [ ${#folders[@]} -eq 0 ]; then
+  folders=(search verifiers nodes)
+  paths=([search]=search/ [verifiers]=verifiers/ [nodes]=nodes/)
+fi
 
 run_folder() {
-  local folder="$1" work="$WORK_ROOT/$1"
+  local folder="$1" targets="$2" work="$WORK_ROOT/$1"
   mkdir -p "$work"
   # a fresh copy of the tracked and new files (so mutants of an old version never linger)
   find "$work" -mindepth 1 -maxdepth 1 ! -name .mutmut-cache ! -name .comfy_base -exec rm -rf {} +
@@ -49,23 +59,26 @@ run_folder() {
   local baseline
   baseline="$(cd "$work" && "$PY" -c "
 import mutmut_config as m
-print(' '.join(dict.fromkeys(t for f, ts in m.TESTS.items() if f.startswith('$folder/') for t in ts)))")"
+targets = '$targets'.split(',')
+print(' '.join(dict.fromkeys(t for f, ts in m.TESTS.items() for t in ts if any(f.startswith(p) for p in targets))))")"
+  local host=()
+  [[ "$baseline" == *tests/host/* ]] && host=(--host)  # ComfyUI is imported only when a host test is mapped
 
   export EACPS_TEST_COMFY_BASE="$work/.comfy_base" EACPS_MUTATION_SOCKET="$work/.forkserver.sock"
   rm -f "$EACPS_MUTATION_SOCKET"
-  (cd "$work" && exec nice -n 15 "$PY" scripts/mutation/forkserver.py --host --socket "$EACPS_MUTATION_SOCKET" \
+  (cd "$work" && exec nice -n 15 "$PY" scripts/mutation/forkserver.py "${host[@]}" --socket "$EACPS_MUTATION_SOCKET" \
      --log "$work/tests.log") &
   local server=$!
   trap "kill $server 2>/dev/null || true" RETURN
   for _ in $(seq 600); do [ -S "$EACPS_MUTATION_SOCKET" ] && break; kill -0 $server || return 1; sleep 1; done
-  echo "== $folder/: mutmut with baseline tests: $baseline"
+  echo "== $targets: mutmut with baseline tests: $baseline"
   local limit=()
   [ "$BUDGET" -gt 0 ] && limit=(timeout --signal=INT "$BUDGET")
-  (cd "$work" && nice -n 15 "${limit[@]}" "$PY" -m mutmut run --paths-to-mutate "$folder/" --tests-dir tests/ \
+  (cd "$work" && nice -n 15 "${limit[@]}" "$PY" -m mutmut run --paths-to-mutate "$targets" --tests-dir tests/ \
      --runner "$PY scripts/mutation/run_tests.py $baseline" --simple-output --no-progress) || true
 }
 
 if [ "$report_only" = 0 ]; then
-  for folder in "${folders[@]}"; do run_folder "$folder"; done
+  for folder in "${folders[@]}"; do run_folder "$folder" "${paths[$folder]}"; done
 fi
 "$PY" scripts/mutation/report.py --work "$WORK_ROOT" --out docs/mutation "${folders[@]}"

@@ -30,7 +30,6 @@ def preload(host: bool) -> None:
     import numpy  # noqa: F401
     import PIL.Image  # noqa: F401
     import pytest  # noqa: F401
-    import safetensors.torch  # noqa: F401
     import torch  # noqa: F401
 
     if not host:
