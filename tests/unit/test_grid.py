@@ -8,7 +8,18 @@ import numpy as np
 import pytest
 import torch
 
-from eacps.search.grid import BORDER, ELITE, OTHER, WINNER, render_grid, short_seed
+from eacps.search.grid import (
+    BACKGROUND,
+    BORDER,
+    ELITE,
+    OTHER,
+    WINNER,
+    _fmt,
+    _label_aspects,
+    elite_ids,
+    render_grid,
+    short_seed,
+)
 from eacps.search.pool import Pool, VerifierInfo
 from eacps.search.report import report_json, winner_summary
 from eacps.search.strategy import GlobalExploration, LocalRefinement, select_elites, to_candidates
@@ -153,3 +164,82 @@ def test_winner_summary_is_the_winner_only():
     assert "candidates" not in summary
     with pytest.raises(ValueError, match="not an EACPS report"):
         winner_summary({"winner": 0})
+
+
+def test_grid_size_and_legend_by_hand():
+    # 5 candidates of 16 x 24: 3 columns, 2 rows; cell 128 + 2 * 4 (border) + 6 (pad) = 142 wide and
+    # 85 + 8 + 5 label lines * 13 + 6 = 164 tall; a 6 px margin round the cells and a 32 px legend strip
+    pool, winner = scored_pool(5)
+    grid = render_grid(with_images(pool, two_tone(5)), winner)
+    assert grid.shape == (1, 32 + 12 + 2 * 164, 12 + 3 * 142, 3)
+    assert grid.dtype == torch.float32 and 0.0 <= grid.min() and grid.max() <= 1.0
+    assert pixel(grid, 0, 0) == BACKGROUND and pixel(grid, grid.shape[2] - 1, grid.shape[1] - 1) == BACKGROUND
+    # the legend's colour key: 11 px squares at y 17..27, winner, elite, other from left to right
+    arr = (grid[0] * 255).round().to(torch.int64)
+    xs = []
+    for colour in (WINNER, ELITE, OTHER):
+        mask = (arr[:32] == torch.tensor(colour)).all(-1)
+        cols = mask[17:28].all(0) & ~mask[16] & ~mask[28]  # filled exactly rows 17..27
+        found = cols.nonzero().flatten().tolist()
+        assert len(found) == 11 and found == list(range(found[0], found[0] + 11)), (colour, found)
+        xs.append(found[0])
+    assert xs[0] == 6 and xs[0] < xs[1] < xs[2]
+    # text beside each key square and in the title line above them
+    arr = (grid[0] * 255).round()
+    bright = (arr > 150).all(-1)
+    assert bright[3:16, 6:200].any()
+    for x in xs:
+        assert bright[17:30, x + 12:x + 40].any()
+
+
+def label_lines(grid, box) -> list[bool]:
+    """For the cell whose thumbnail is ``box``: whether each 13 px text line below its frame has text."""
+    x0, _, x1, y1 = box
+    bright = ((grid[0] * 255).round() > 150).all(-1)
+    top = y1 + BORDER + 1
+    return [bool(bright[top + k * 13: top + (k + 1) * 13, x0 - BORDER: x1 + BORDER].any()) for k in range(6)]
+
+
+def test_each_cell_has_its_label_lines():
+    pool, winner = scored_pool(4)
+    grid = render_grid(with_images(pool, two_tone(4)), winner)
+    for box in thumbnails(grid, 4):
+        # "#id g0", "seed ...", "U ...", then the two most heavily weighted scores; nothing below
+        assert label_lines(grid, box) == [True] * 5 + [False]
+
+
+def test_label_aspects_follow_the_weights():
+    pool, _ = scored_pool(2)
+    assert _label_aspects(pool) == ["sharpness", "exposure"]  # weights sharpness 2, exposure 1
+    info = VerifierInfo("other-v1", "other", ("sharpness", "zeta"), "ctx")
+    pool = pool.with_scores(info, {c.id: {"sharpness": 1.0, "zeta": 2.0} for c in pool.candidates},
+                            {c.id: 0.0 for c in pool.candidates})
+    no_weights = replace(pool, weights=None)
+    shown = _label_aspects(no_weights)  # two of the scores, by their display names
+    assert len(shown) == 2 and set(shown) <= {"technical.sharpness", "other.sharpness", "exposure", "zeta"}
+    weighted = replace(pool, weights=(("exposure", 0.0), ("zeta", 0.5), ("other.sharpness", 3.0)))
+    assert _label_aspects(weighted) == ["other.sharpness", "zeta"]  # by weight; zero weights left out
+    tied = replace(pool, weights=(("zeta", 1.0), ("exposure", 1.0)))
+    assert _label_aspects(tied) == ["exposure", "zeta"]  # equal weights: by name
+
+
+def test_elite_ids_cover_every_round_and_the_last_selection():
+    pool, winner = scored_pool(6, k_local=2)
+    assert elite_ids(pool) == set(pool.rounds[0].elites) | {winner}
+    assert elite_ids(replace(pool, selection=None)) == set(pool.rounds[0].elites)
+
+
+def test_short_seed_and_number_format():
+    assert short_seed(123456789) == "123456789"
+    assert short_seed(1234567890) == "1234..890"
+    assert _fmt(None) == "-" and _fmt(1.0 / 3) == "0.33" and _fmt(10) == "10.00"
+
+
+def test_grey_and_rgba_pictures_are_drawn_as_rgb():
+    pool, winner = scored_pool(2)
+    grey = torch.full((1, 16, 24, 1), 100 / 255)
+    rgba = torch.cat([two_tone(1)[0], torch.zeros(1, 16, 24, 1)], dim=-1)
+    grid = render_grid(with_images(pool, [grey, rgba]), winner)
+    x0, y0, x1, y1 = find_block(grid[:, 32:128, :150], (100, 100, 100))  # the first cell only (text has greys too)
+    assert (x1 - x0, y1 - y0) == (128, 85)
+    assert thumbnails(grid, 1)[0][2] - thumbnails(grid, 1)[0][0] == 128
