@@ -8,6 +8,7 @@
 #   ./scripts/mutation.sh search               # one folder
 #   ./scripts/mutation.sh verifiers/technical.py verifiers/base.py   # some files of a folder
 #   EACPS_MUTATION_BUDGET=1800 ./scripts/mutation.sh nodes   # stop a folder after 30 min (resumable)
+#   EACPS_MUTATION_SAMPLE=10 ./scripts/mutation.sh search   # test one mutant in 10 (the same ones each run)
 #   ./scripts/mutation.sh --report             # only print/write the results of earlier runs
 #
 # Work copies live in $EACPS_MUTATION_DIR (default /tmp/eacps-mutation), one per folder, with

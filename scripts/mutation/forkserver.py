@@ -100,7 +100,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--socket", required=True)
     parser.add_argument("--host", action="store_true", help="also import ComfyUI (for tests/host)")
-    parser.add_argument("--limit", type=int, default=900, help="seconds before a test run is killed")
+    parser.add_argument("--limit", type=int, default=3600, help="seconds before a test run is killed")
     parser.add_argument("--log", default=os.devnull, help="where the test runs' output goes")
     opts = parser.parse_args()
     os.chdir(REPO)

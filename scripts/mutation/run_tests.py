@@ -1,6 +1,6 @@
 """mutmut's test command: ask the fork server (scripts/mutation/forkserver.py) to run pytest with
 these arguments, and exit as mutmut 2 expects: 1 when a test failed or the mutant broke the run
-(failed tests, an import or collection error, a crash, the time limit), 0 when every test passed.
+(failed tests, an import or collection error, a crash), 0 when every test passed.
 Exit 2 when the server cannot be reached: mutmut counts that as a survivor, so a broken set-up
 shows up as 0% killed instead of passing silently."""
 
@@ -30,6 +30,9 @@ def main() -> int:
         return 0
     if code in (4, 5):
         print(f"pytest exit {code} (usage error / no tests): the test selection is wrong", file=sys.stderr)
+        return 2
+    if code == -14:  # SIGALRM: the fork server's time limit, not a failed test; counted as a survivor
+        print("the test run hit the fork server's time limit", file=sys.stderr)
         return 2
     return 1
 
