@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import json
 import re
+import time
 
 import pytest
 import torch
@@ -40,7 +41,9 @@ def winner_frame(grid: torch.Tensor) -> tuple[int, int, int, int]:
 
 @pytest.mark.parametrize("m", [3, 8])
 def test_elite_select_outputs_are_all_the_best_candidates(comfy, captured, m):
+    start = time.perf_counter()
     comfy.run(elite_prompt(seed=41 + m, m=m))
+    elapsed = time.perf_counter() - start
     pool = captured["pool"]
     # the best candidate by the weights (sharpness=1, exposure=1), computed from its scores here
     totals = {c.id: c.score(*pool.score_names()["sharpness"]) + c.score(*pool.score_names()["exposure"])
@@ -56,6 +59,12 @@ def test_elite_select_outputs_are_all_the_best_candidates(comfy, captured, m):
     report = json.loads(captured["report"])
     assert report["winner"] == best.id and report["winner_seed"] == best.seed
     assert report["elites"] == ranked[:m]
+    assert report["setup"] == {"seed": 41 + m, "steps": 4, "cfg": 5.0, "sampler_name": "euler", "scheduler": "normal",
+                               "denoise": 1.0, "latent_shape": [1, 4, 8, 8], "max_sub_batch": 8, "sub_batch_used": 8}
+    # per-candidate timings are shares of their sub-batch's time: together no more than the whole run
+    timings = [dict(c.timings) for c in pool.candidates]
+    assert all(t["sub_batch"] == 8.0 and t["sample"] > 0 and t["decode"] > 0 for t in timings)
+    assert sum(t["sample"] + t["decode"] for t in timings) < elapsed
     # the grid frames that same candidate in green: its thumbnail (64 px enlarged x2) sits inside the frame
     x0, y0, x1, y1 = winner_frame(captured["grid"])
     assert (x1 - x0, y1 - y0) == (128 + 2 * BORDER, 128 + 2 * BORDER)
