@@ -18,6 +18,7 @@ import atexit
 import importlib
 import json
 import os
+import select
 import signal
 import socket
 import sys
@@ -69,6 +70,20 @@ def run_child(args: list[str], limit: int, log: str) -> None:
         os._exit(code)
 
 
+def wait_or_cancel(pid: int, conn: socket.socket) -> int | None:
+    """The child's wait status; or, when the client hangs up first (mutmut's own timeout killed it),
+    None after killing the child, so the next mutant does not queue behind a run nobody awaits."""
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        readable, _, _ = select.select([conn], [], [], 0.5)
+        if readable and not conn.recv(1):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return None
+
+
 def serve(path: str, limit: int, log: str) -> None:
     if os.path.exists(path):
         os.unlink(path)
@@ -87,11 +102,12 @@ def serve(path: str, limit: int, log: str) -> None:
                 srv.close()
                 conn.close()
                 run_child(request, limit, log)
-            _, status = os.waitpid(pid, 0)
-            try:
-                conn.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())
-            except OSError:
-                pass  # the client gave up (mutmut's own timeout)
+            status = wait_or_cancel(pid, conn)
+            if status is not None:
+                try:
+                    conn.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())
+                except OSError:
+                    pass
     srv.close()
     os.unlink(path)
 
