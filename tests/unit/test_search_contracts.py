@@ -133,6 +133,13 @@ def test_scores_are_checked_and_a_new_context_replaces_old_scores():
     fresh = pool.with_scores(new, {0: {"a": 3.0}, 1: {"a": 4.0}}, {0: 0.0, 1: 0.0})
     assert [c.score("v1", "a") for c in fresh.candidates] == [3.0, 4.0]
     assert fresh.verifiers == (new,) and all(c.potential is None for c in fresh.candidates)
+    # another verifier's scores survive v1's restart, and v1 keeps its place in the order
+    other = VerifierInfo("v2", "other", ("b",), "c1")
+    both = pool.with_scores(other, {0: {"b": 7.0}, 1: {"b": 8.0}}, {0: 0.0, 1: 0.0})
+    restarted = both.with_scores(new, {0: {"a": 3.0}, 1: {"a": 4.0}}, {0: 0.0, 1: 0.0})
+    assert [c.scores for c in restarted.candidates] == [(("v2", "b", 7.0), ("v1", "a", 3.0)),
+                                                        (("v2", "b", 8.0), ("v1", "a", 4.0))]
+    assert restarted.verifiers == (new, other)
     # scoring drops a stale potential
     with_u = pool.with_potentials({0: 1.0, 1: 2.0}, {"a": 1.0})
     assert with_u.weights == (("a", 1.0),)
