@@ -31,8 +31,13 @@ from harness.paths import PACK_FOLDER_NAME, make_base_dir  # noqa: E402
 # The ComfyUI base directory of the in-process host. Made now, because its path fixes the module
 # name under which ComfyUI imports the pack: ComfyUI names a custom node package after its folder
 # path (dots replaced by "_x_").
-COMFY_BASE = make_base_dir(Path(tempfile.mkdtemp(prefix="eacps_comfy_")))
-atexit.register(shutil.rmtree, COMFY_BASE, ignore_errors=True)
+# scripts/mutation/forkserver.py imports ComfyUI once for many test runs and so fixes the base
+# directory for all of them (folder_paths reads it at import): it passes it in this variable.
+if os.environ.get("EACPS_TEST_COMFY_BASE"):
+    COMFY_BASE = make_base_dir(Path(os.environ["EACPS_TEST_COMFY_BASE"]))
+else:
+    COMFY_BASE = make_base_dir(Path(tempfile.mkdtemp(prefix="eacps_comfy_")))
+    atexit.register(shutil.rmtree, COMFY_BASE, ignore_errors=True)
 COMFY_PACK_MODULE = str(COMFY_BASE / "custom_nodes" / PACK_FOLDER_NAME).replace(".", "_x_")
 
 

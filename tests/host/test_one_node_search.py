@@ -96,12 +96,23 @@ def test_best_of_n_equals_global_search_with_k_global_n(comfy, captured):
 
 
 def test_grid_output_has_one_cell_per_candidate(comfy, captured):
-    from eacps.search.grid import layout
+    from eacps.search.grid import BORDER, WINNER
 
     comfy.run(one_node_prompt(best_of_n_node(n=5, seed=2), key="bon"))
-    cols, rows, _, _ = layout(5, (64, 64))
     grid = captured["bon_grid"]
-    assert (cols, rows) == (3, 2) and grid.ndim == 4 and grid.shape[0] == 1 and grid.shape[-1] == 3
+    # by hand: 5 cells of 64 px pictures (shown at 128 px) in 3 columns and 2 rows, each
+    # 128 + 2 * 4 + 6 = 142 wide and 128 + 8 + 5 * 13 + 6 = 207 tall, a 6 px margin, a 32 px legend
+    assert grid.shape == (1, 32 + 12 + 2 * 207, 12 + 3 * 142, 3)
+    # the winner's picture, framed in green (a 136 px square ring)
+    arr = (grid[0] * 255).round()
+    winner = (arr == torch.tensor(WINNER, dtype=arr.dtype)).all(-1)
+    winner[:32] = False
+    ys, xs = winner.nonzero(as_tuple=True)
+    assert (int(xs.max() - xs.min()) + 1, int(ys.max() - ys.min()) + 1) == (128 + 2 * BORDER, 128 + 2 * BORDER)
+    x0, y0 = int(xs.min()) + BORDER, int(ys.min()) + BORDER
+    shown = arr[y0:y0 + 128, x0:x0 + 128]
+    expected = (captured["bon_image"][0].clamp(0, 1) * 255).round().repeat_interleave(2, 0).repeat_interleave(2, 1)
+    assert torch.equal(shown, expected)
 
 
 @pytest.mark.parametrize(

@@ -229,3 +229,71 @@ def test_seed_offset_ignores_strength_and_records_no_radius():
     props, round_ = LocalRefinement(2, "seed_offset", 0.7, 0.5, rng()).ask(pool)
     assert round_.strength == 0.0
     assert [p.recipe.seed for p in props] == [pool.get(1).seed + 1, pool.get(1).seed + 2]
+
+
+def test_weights_text_skips_comment_and_blank_lines():
+    text = "# the EACPS edit preset\n\nsharpness = 2.0\n   \n  # exposure=9, never read\nexposure: 0.5,\n"
+    assert parse_weights(text) == {"sharpness": 2.0, "exposure": 0.5}
+    with pytest.raises(SearchError, match="none given"):
+        parse_weights("# only a comment\n\n")
+
+
+def pool_of_seeds(seeds, potentials=None) -> Pool:
+    from eacps.search.strategy import Proposal
+
+    pool = Pool(setup=None, k_global=len(seeds))
+    props = [Proposal(NoiseRecipe(s), 0, None) for s in seeds]
+    return pool.add(to_candidates(pool, props, potential=list(potentials or [1.0] * len(seeds))))
+
+
+def all_seeds_distinct(pool, props):
+    seeds = [c.seed for c in pool.candidates] + [p.recipe.seed for p in props]
+    return len(seeds) == len(set(seeds))
+
+
+def test_seed_offset_children_of_neighbouring_elites_never_share_a_seed():
+    # elites 100, 101, 102 and 104 are each other's seed + j: their children must skip each other
+    pool = pool_of_seeds([100, 101, 102, 104], [4.0, 3.0, 2.0, 1.0])
+    pool = pool.with_elites((0, 1, 2, 3))
+    props, _ = LocalRefinement(3, "seed_offset", 1.0, 1.0, rng()).ask(pool)
+    assert [p.recipe.seed for p in props] == [103, 105, 106, 107, 108, 109, 110, 111, 112, 113, 114, 115]
+    assert all_seeds_distinct(pool, props)
+
+
+def test_seed_offset_wraps_at_the_largest_seed():
+    from eacps.search.noise import SEED_MAX
+
+    pool = pool_of_seeds([SEED_MAX - 1, 0]).with_elites((0,))
+    props, _ = LocalRefinement(3, "seed_offset", 1.0, 1.0, rng()).ask(pool)
+    assert [p.recipe.seed for p in props] == [SEED_MAX, 1, 2]
+
+
+@pytest.mark.parametrize("mode", ["slerp", "sphere"])
+def test_fresh_child_seeds_skip_seeds_the_pool_uses(mode):
+    """The child seeds come from the stage RNG; put its first draws into the pool so they must be skipped."""
+    from eacps.search.strategy import CHILD_SEED_RANGE
+
+    draws = [int(s) for s in rng(5).integers(0, CHILD_SEED_RANGE, size=6)]
+    pool = pool_of_seeds([draws[0], draws[2], 7], [3.0, 2.0, 1.0]).with_elites((0, 1))
+    props, _ = LocalRefinement(2, mode, 0.5, 1.0, rng(5)).ask(pool)
+    assert [p.recipe.seed for p in props] == [draws[1], draws[3], draws[4], draws[5]]
+    assert all_seeds_distinct(pool, props)
+
+
+def test_global_seeds_skip_the_users_seed_when_the_rng_draws_it():
+    from eacps.search.strategy import CHILD_SEED_RANGE
+
+    draws = [int(s) for s in rng(9).integers(0, CHILD_SEED_RANGE, size=3)]
+    props = GlobalExploration(3, draws[0], rng(9)).ask()
+    assert [p.recipe.seed for p in props] == [draws[0], draws[1], draws[2]]
+
+
+@pytest.mark.parametrize("mode", ["slerp", "sphere", "seed_offset"])
+def test_no_two_candidates_of_a_search_share_a_seed(mode):
+    # potentials that favour neighbouring seeds, so seed_offset elites become each other's neighbours
+    for seed in (0, 1, 2**40):
+        search = EACPS(k_global=6, m=3, k_local=4, seed=seed, generations=3, mode=mode, strength=0.5, anneal=0.7)
+        while props := search.ask():
+            search.tell([float(p.recipe.seed % 97) for p in props])
+        seeds = [c.seed for c in search.pool.candidates]
+        assert len(seeds) == 6 + 3 * 3 * 4 and len(set(seeds)) == len(seeds), (mode, seed)

@@ -1,5 +1,6 @@
 """The weight-free technical verifier: its scores move the right way."""
 
+import pytest
 import torch
 
 from eacps.verifiers.technical import TechnicalQualityVerifier
@@ -26,3 +27,30 @@ def test_resizing_makes_identity_and_scores_size_aware():
     a = TechnicalQualityVerifier(0).score(img, "")
     b = TechnicalQualityVerifier(100).score(img, "")
     assert a.scores["sharpness"].shape == b.scores["sharpness"].shape == (2,)
+
+
+def test_an_images_score_does_not_depend_on_the_rest_of_its_batch():
+    gen = torch.Generator().manual_seed(2)
+    img = torch.rand(1, 48, 40, 3, generator=gen) * 0.5 + 0.25
+    neighbours = [
+        torch.ones(1, 48, 40, 3),  # blown out
+        torch.zeros(1, 48, 40, 3),  # black
+        torch.rand(1, 48, 40, 3, generator=gen),  # noise
+        img.flip(1) * 0.3,  # dark, other structure
+    ]
+    for size in (0, 32, 96):
+        v = TechnicalQualityVerifier(size=size)
+        alone = v.score(img, "")
+        for others in (neighbours[:1], neighbours[1:3], neighbours):
+            batch = torch.cat([*others[: len(others) // 2], img, *others[len(others) // 2:]])
+            together = v.score(batch, "")
+            at = len(others) // 2
+            for aspect in ("sharpness", "exposure"):
+                assert together.scores[aspect][at].item() == pytest.approx(alone.scores[aspect].item(), abs=1e-9)
+                assert together.raw[aspect][at].item() == pytest.approx(alone.raw[aspect].item(), abs=1e-9)
+            # and each neighbour scores as it does alone
+            for j, other in enumerate(others):
+                k = j if j < at else j + 1
+                single = v.score(other, "")
+                assert together.scores["exposure"][k].item() == pytest.approx(single.scores["exposure"].item(),
+                                                                              abs=1e-9)

@@ -1,0 +1,111 @@
+"""Every node's validate_inputs and the one-node searches' pre-sampling checks, called directly
+(ComfyUI skips its own min/max checks for the inputs a validate_inputs names, so these are the only
+checks those inputs get). Messages are matched on the words that tell the user what to change."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytestmark = pytest.mark.host
+
+SAMPLING_OK = dict(seed=0, k_global=1, steps=1, max_sub_batch=1, denoise=1.0, sampler_name="euler",
+                   scheduler="normal")
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("seed", -1, "seed = -1: use an integer in [0, 2^64 - 1]"),
+    ("seed", 2**64, "seed = 18446744073709551616"),
+    ("k_global", 0, "k_global = 0: the number of global candidates must be an integer >= 1"),
+    ("steps", 0, "steps = 0: the number of sampling steps must be"),
+    ("max_sub_batch", 0, "max_sub_batch = 0: the sub-batch cap must be"),
+    ("denoise", 0.0, "denoise = 0.0: use a value in (0, 1]"),
+    ("denoise", 1.01, "denoise = 1.01"),
+    ("sampler_name", "nope", "sampler_name = 'nope' is not one of this ComfyUI's: euler"),
+    ("scheduler", "nope", "scheduler = 'nope' is not one of this ComfyUI's: "),
+])
+def test_seed_search_global_checks(comfy, field, value, match):
+    from eacps.nodes.sampling import SeedSearchGlobal
+
+    assert SeedSearchGlobal.validate_inputs(**SAMPLING_OK) is True
+    assert SeedSearchGlobal.validate_inputs(**{**SAMPLING_OK, "seed": 2**64 - 1, "denoise": 0.01}) is True
+    msg = SeedSearchGlobal.validate_inputs(**{**SAMPLING_OK, field: value})
+    assert isinstance(msg, str) and match in msg, msg
+    # a linked input (None at validation time) is checked at execution instead
+    assert SeedSearchGlobal.validate_inputs(**{**SAMPLING_OK, field: None}) is True
+
+
+def test_refine_select_and_potential_checks(comfy):
+    from eacps.nodes.sampling import LocalSeedRefine
+    from eacps.nodes.scoring import WeightedPotential
+    from eacps.nodes.selection import EliteSelect
+
+    assert LocalSeedRefine.validate_inputs(4, "slerp", 0.6, 0.5) is True
+    assert LocalSeedRefine.validate_inputs(4, "seed_offset", 0.0, 1.0) is True  # no radius for seed_offset
+    assert LocalSeedRefine.validate_inputs(None, None, None, None) is True
+    for args, match in [((0, "slerp", 0.6, 0.5), "k_local = 0"), ((1, "jitter", 0.6, 0.5), "mode = 'jitter'"),
+                        ((1, "sphere", 0.0, 0.5), "strength = 0.0 for mode 'sphere'"),
+                        ((1, None, 1.5, 0.5), "strength = 1.5 for mode 'slerp'"),
+                        ((1, "slerp", 0.5, 0.0), "anneal = 0.0")]:
+        msg = LocalSeedRefine.validate_inputs(*args)
+        assert isinstance(msg, str) and match in msg, (args, msg)
+    assert EliteSelect.validate_inputs(1) is True and EliteSelect.validate_inputs(None) is True
+    assert "m = 0" in EliteSelect.validate_inputs(0)
+    assert WeightedPotential.validate_inputs("a=1\n# b=2") is True and WeightedPotential.validate_inputs(None) is True
+    assert "none given" in WeightedPotential.validate_inputs("# nothing")
+
+
+def test_one_node_search_checks(comfy):
+    from eacps.nodes.search_nodes import BestOfN, Search
+
+    ok = dict(seed=1, steps=4, denoise=1.0, max_sub_batch=8, weights="sharpness=1", k_global=8, m=3, k_local=4,
+              generations=1, mode="slerp", strength=0.6, anneal=0.5, sampler_name="euler", scheduler="normal")
+    assert Search.validate_inputs(**ok) is True
+    assert Search.validate_inputs(**{**ok, "m": 8}) is True and Search.validate_inputs(**{**ok, "m": 8, "k_global": None}) is True
+    assert Search.validate_inputs(**{**ok, "mode": "seed_offset", "strength": 0.0}) is True
+    for change, match in [({"m": 9}, "M = 9 elites, but only K_global = 8"), ({"generations": 0}, "generations = 0"),
+                          ({"k_local": 0}, "k_local = 0"), ({"k_global": 0}, "k_global = 0"), ({"m": 0}, "m = 0"),
+                          ({"strength": 0.0}, "strength = 0.0"), ({"anneal": 1.5}, "anneal = 1.5"),
+                          ({"mode": "jitter"}, "mode = 'jitter'"), ({"weights": "x=-1"}, "use a finite number >= 0"),
+                          ({"steps": 0}, "steps = 0"), ({"denoise": 0.0}, "denoise = 0.0"),
+                          ({"sampler_name": "nope"}, "sampler_name = 'nope'")]:
+        msg = Search.validate_inputs(**{**ok, **change})
+        assert isinstance(msg, str) and match in msg, (change, msg)
+    bon = dict(seed=1, steps=4, denoise=1.0, max_sub_batch=8, weights="sharpness=1", n=20, sampler_name="euler",
+               scheduler="normal")
+    assert BestOfN.validate_inputs(**bon) is True
+    assert "n = 0" in BestOfN.validate_inputs(**{**bon, "n": 0})
+    assert "max_sub_batch = 0" in BestOfN.validate_inputs(**{**bon, "max_sub_batch": 0})
+
+
+def test_verifiers_are_checked_before_sampling(comfy):
+    from eacps.nodes.search_nodes import _connected, check_before_sampling
+    from eacps.search.pool import SearchError
+    from eacps.verifiers.preservation import PreservationVerifier
+    from eacps.verifiers.technical import TechnicalQualityVerifier
+
+    tech, tech_again, pres = TechnicalQualityVerifier(64), TechnicalQualityVerifier(64), PreservationVerifier(
+        "identity", "ssim_only", 1.0)
+    with pytest.raises(SearchError, match="connect at least one verifier to 'verifier_1'"):
+        _connected({"verifier_1": None, "verifier_2": None})
+    assert _connected({"verifier_2": tech, "verifier_4": pres}) == [tech, pres]
+    with pytest.raises(SearchError, match="technical-v1-size64 is connected twice"):
+        check_before_sampling([tech, tech_again], "sharpness=1", "p", None)
+    with pytest.raises(SearchError, match="needs a reference image: connect one to 'reference'"):
+        check_before_sampling([tech, pres], "sharpness=1", "p", None)
+    with pytest.raises(SearchError, match=r"weights name \['realism'\], which none of the connected verifiers produce; "
+                                          r"available: exposure, identity, preservation#1.identity, preservation.identity, sharpness, "):
+        check_before_sampling([tech, pres], "realism=1", "p", torch.zeros(1, 8, 8, 3))
+    check_before_sampling([tech, pres], "identity=1, technical.sharpness=2", "p", torch.zeros(1, 8, 8, 3))
+
+
+def test_api_judge_loader_checks_the_key_variable_and_aspects(comfy, monkeypatch):
+    from eacps.nodes.loaders import LoadAPIJudgeVerifier
+
+    monkeypatch.delenv("EACPS_UNSET_KEY", raising=False)
+    msg = LoadAPIJudgeVerifier.validate_inputs("EACPS_UNSET_KEY", "realism")
+    assert "environment variable EACPS_UNSET_KEY is not set" in msg
+    monkeypatch.setenv("EACPS_SET_KEY", "k")
+    assert LoadAPIJudgeVerifier.validate_inputs(" EACPS_SET_KEY ", "realism") is True
+    assert LoadAPIJudgeVerifier.validate_inputs("", "realism, identity") is True
+    assert "unknown judge aspect 'beauty'" in LoadAPIJudgeVerifier.validate_inputs("", "beauty")

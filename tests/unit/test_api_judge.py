@@ -1,0 +1,132 @@
+"""The API judge's HTTP behaviour against a scripted loopback server: which answers are retried,
+how long it waits between attempts, how many attempts it makes, and that errors never show the key."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import torch
+
+from eacps.verifiers.api_judge import APIJudgeVerifier
+from eacps.verifiers.base import VerifierError
+
+KEY = "sk-unit-SECRET-41c0ffee"
+KEY_ENV = "EACPS_UNIT_JUDGE_KEY"
+
+
+class StatusServer:
+    """Answers each POST with the next scripted (status, headers) pair; 200 (or an empty script)
+    is a valid judge answer with realism 7.5. The error bodies echo the key, as some APIs do."""
+
+    def __init__(self, script):
+        self.script = list(script)
+        self.times: list[float] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers["Content-Length"]))
+                outer.times.append(time.monotonic())
+                status, headers = outer.script.pop(0) if outer.script else (200, {})
+                if status == 200:
+                    content = json.dumps({"realism": 7.5})
+                    body = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]})
+                else:
+                    body = json.dumps({"error": f"status {status} for key {self.headers.get('Authorization')}"})
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body.encode())
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def gaps(self) -> list[float]:
+        return [b - a for a, b in zip(self.times, self.times[1:], strict=False)]
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def serve(monkeypatch):
+    monkeypatch.setenv(KEY_ENV, KEY)
+    servers = []
+
+    def start(script):
+        servers.append(StatusServer(script))
+        return servers[-1]
+
+    yield start
+    for s in servers:
+        s.stop()
+
+
+def judge(srv, max_retries=3, backoff=0.01):
+    return APIJudgeVerifier(srv.url, "judge-1", KEY_ENV, "realism", timeout=5.0, max_retries=max_retries,
+                            backoff=backoff, concurrency=1)
+
+
+IMAGE = torch.full((1, 8, 8, 3), 0.5)
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
+def test_client_errors_are_not_retried_and_never_show_the_key(serve, status):
+    srv = serve([(status, {})])
+    with pytest.raises(VerifierError, match=f"request refused, HTTP {status}") as info:
+        judge(srv).score(IMAGE, "p")
+    assert len(srv.times) == 1
+    assert KEY not in str(info.value) and "***" in str(info.value)
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503])
+def test_rate_limits_and_server_errors_are_retried(serve, status):
+    srv = serve([(status, {}), (status, {})])
+    result = judge(srv).score(IMAGE, "p")
+    assert len(srv.times) == 3 and result.scores["realism"].tolist() == [7.5]
+
+
+def test_attempts_are_bounded_and_the_last_error_is_shown_without_the_key(serve):
+    srv = serve([(503, {})] * 10)
+    with pytest.raises(VerifierError, match="gave up after 3 attempts; last: HTTP 503") as info:
+        judge(srv, max_retries=2).score(IMAGE, "p")
+    assert len(srv.times) == 3 and KEY not in str(info.value)
+    srv0 = serve([(500, {})] * 3)
+    with pytest.raises(VerifierError, match="gave up after 1 attempts"):
+        judge(srv0, max_retries=0).score(IMAGE, "p")
+    assert len(srv0.times) == 1
+
+
+def test_backoff_doubles_each_retry(serve):
+    srv = serve([(500, {}), (500, {}), (500, {})])
+    judge(srv, max_retries=3, backoff=0.15).score(IMAGE, "p")
+    gaps = srv.gaps()
+    assert len(gaps) == 3
+    # waits of 0.15, 0.3, 0.6 s (lower bounds hold under any load; upper ones leave wide margins)
+    for gap, wait in zip(gaps, (0.15, 0.3, 0.6), strict=True):
+        assert wait - 0.01 <= gap < wait + 1.0, gaps
+    assert gaps[2] > gaps[0] + 0.2, gaps
+
+
+def test_retry_after_wins_over_the_backoff(serve):
+    srv = serve([(429, {"Retry-After": "0.4"}), (503, {"Retry-After": "1"})])
+    judge(srv, max_retries=2, backoff=0.01).score(IMAGE, "p")
+    gaps = srv.gaps()
+    assert 0.39 <= gaps[0] < 1.4 and 0.99 <= gaps[1] < 2.5, gaps
+    # a long backoff is cut short by a short Retry-After
+    srv = serve([(429, {"Retry-After": "0"})])
+    start = time.monotonic()
+    judge(srv, max_retries=1, backoff=30.0).score(IMAGE, "p")
+    assert time.monotonic() - start < 10.0
