@@ -12,6 +12,7 @@ from ..search.pool import Pool, SearchError, VerifierInfo
 from ..search.potential import compute_potentials, parse_weights
 from ..verifiers import protocol
 from .checks import first_error
+from .sampling import Progress
 from .types import Candidates
 from .types import Verifier as VerifierSocket
 
@@ -36,20 +37,30 @@ def verifier_info(verifier, prompt: str, reference: torch.Tensor | None) -> Veri
     return VerifierInfo(verifier.identity, verifier.kind, tuple(verifier.aspects), _context(verifier, prompt, reference))
 
 
-def score_pool(pool: Pool, verifier, prompt: str, reference: torch.Tensor | None = None) -> Pool:
-    """Score every candidate this verifier has not scored under this prompt/reference, in one call."""
+def score_pool(pool: Pool, verifier, prompt: str, reference: torch.Tensor | None = None,
+               progress: Progress | None = None) -> Pool:
+    """Score every candidate this verifier has not scored under this prompt/reference, in calls of the
+    pool's sampling sub-batch (``max_sub_batch``), so the progress bar moves while scoring: ``progress``
+    (the search's bar) advances one unit per candidate scored; without one, scoring shows its own bar."""
     info = verifier_info(verifier, prompt, reference)
     old = pool.verifier(info.identity)
     fresh = old is not None and old.context != info.context
     todo = [c for c in pool.candidates if fresh or not c.scored_by(info.identity)]
     if not todo:
         return pool
-    images = torch.cat([c.image for c in todo])
-    t0 = time.perf_counter()
-    result = protocol.score(verifier, images, prompt, reference)
-    per = (time.perf_counter() - t0) / len(todo)
-    scores = {c.id: {a: float(result.scores[a][i]) for a in info.aspects} for i, c in enumerate(todo)}
-    return pool.with_scores(info, scores, {c.id: per for c in todo})
+    progress = progress or Progress(len(todo))
+    chunk = pool.setup.max_sub_batch if pool.setup is not None else len(todo)
+    scores, seconds = {}, {}
+    for start in range(0, len(todo), chunk):
+        part = todo[start:start + chunk]
+        t0 = time.perf_counter()
+        result = protocol.score(verifier, torch.cat([c.image for c in part]), prompt, reference)
+        per = (time.perf_counter() - t0) / len(part)
+        for i, c in enumerate(part):
+            scores[c.id] = {a: float(result.scores[a][i]) for a in info.aspects}
+            seconds[c.id] = per
+        progress.advance(len(part))
+    return pool.with_scores(info, scores, seconds)
 
 
 def apply_weights(pool: Pool, weights: str) -> Pool:

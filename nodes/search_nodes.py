@@ -9,6 +9,7 @@ settings. One progress bar covers every candidate x step of the search.
 
 from __future__ import annotations
 
+import torch
 from comfy_api.latest import io, ui
 
 from ..search.grid import render_grid
@@ -94,16 +95,36 @@ def check_before_sampling(verifiers: list, weights: str, prompt: str, reference)
         )
 
 
-def _evaluate(pool: Pool, verifiers: list, prompt: str, reference, weights: str) -> Pool:
+def _evaluate(pool: Pool, verifiers: list, prompt: str, reference, weights: str,
+              progress: Progress) -> Pool:
     for v in verifiers:
-        pool = score_pool(pool, v, prompt, reference)
+        pool = score_pool(pool, v, prompt, reference, progress)
     return apply_weights(pool, weights)
 
 
-def _result(cls, pool: Pool) -> io.NodeOutput:
+def _progress(n: int, setup, verifiers: list) -> Progress:
+    """One bar over the whole search: each candidate's sampler steps, and one unit per verifier scoring it."""
+    return Progress(n * (setup.steps + len(verifiers)))
+
+
+def _result(cls, pool: Pool, progress: Progress) -> io.NodeOutput:
     marked, image, latent, noise, seed, report = select_best(pool, 1)
     grid = render_grid(marked, marked.selection.ids[0])
+    # With live previews on, the last latent preview would otherwise stay on the node instead of
+    # the output grid: make the grid the node's last preview.
+    progress.update(progress.total, _grid_preview(grid))
     return io.NodeOutput(image, latent, noise, seed, grid, report, ui=ui.PreviewImage(grid, cls=cls))
+
+
+def _grid_preview(grid: torch.Tensor):
+    """ComfyUI's preview tuple for the grid [1, H, W, 3], or None when previews are off."""
+    from comfy.cli_args import LatentPreviewMethod, args
+    from PIL import Image
+
+    if args.preview_method == LatentPreviewMethod.NoPreviews:
+        return None
+    pixels = (grid[0].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    return "PNG", Image.fromarray(pixels), None  # None: at its own size
 
 
 def _check_widgets(seed=None, steps=None, denoise=None, max_sub_batch=None, weights=None, sampler_name=None,
@@ -195,13 +216,13 @@ class Search(io.ComfyNode):
         verifiers, setup = _prepare(check, (verifier_1, verifier_2, verifier_3, verifier_4), weights, prompt,
                                     reference, model, positive, negative, latent_image, vae, seed, steps, cfg,
                                     sampler_name, scheduler, denoise, max_sub_batch)
-        progress = Progress((k_global + generations * m * k_local) * setup.steps)
+        progress = _progress(k_global + generations * m * k_local, setup, verifiers)
         pool = global_stage(setup, k_global, progress)
         for _ in range(generations):
-            pool = _evaluate(pool, verifiers, prompt, reference, weights)
+            pool = _evaluate(pool, verifiers, prompt, reference, weights, progress)
             pool = select_best(pool, m)[0]
             pool = refine_stage(pool, k_local, mode, strength, anneal, progress)
-        return _result(cls, _evaluate(pool, verifiers, prompt, reference, weights))
+        return _result(cls, _evaluate(pool, verifiers, prompt, reference, weights, progress), progress)
 
 
 class BestOfN(io.ComfyNode):
@@ -240,8 +261,9 @@ class BestOfN(io.ComfyNode):
         verifiers, setup = _prepare(check, (verifier_1, verifier_2, verifier_3, verifier_4), weights, prompt,
                                     reference, model, positive, negative, latent_image, vae, seed, steps, cfg,
                                     sampler_name, scheduler, denoise, max_sub_batch)
-        pool = global_stage(setup, n)
-        return _result(cls, _evaluate(pool, verifiers, prompt, reference, weights))
+        progress = _progress(n, setup, verifiers)
+        pool = global_stage(setup, n, progress)
+        return _result(cls, _evaluate(pool, verifiers, prompt, reference, weights, progress), progress)
 
 
 NODES = (Search, BestOfN)
