@@ -1,9 +1,11 @@
 """Loader nodes, one per verifier kind (the technical one needs no weights): pick weights from models/verifiers, output an
 EACPS_VERIFIER. All logic lives in eacps.verifiers; these only adapt inputs.
 
-Combo inputs list the files/folders found, but are also named in ``validate_inputs`` so ComfyUI
-accepts a typed name and our check explains a missing file (which file, which folder, where to get
-it) instead of a bare "value not in list".
+Combo inputs list only the files/folders found (an empty list when there are none, as ComfyUI's own
+loaders do), and are named in ``validate_inputs`` so our check explains a missing file (which file,
+which folder, where to get it) instead of a bare "value not in list". ComfyUI attaches a
+validate_inputs message to every input the method takes, so each takes only the inputs its checks
+read, and a loader with two files names every missing one in its one message.
 """
 
 from __future__ import annotations
@@ -32,6 +34,12 @@ def _check_file(name: str, what: str, source: str) -> bool | str:
     return first_error((management.resolve_file, name, what, source))
 
 
+def _all_missing(*checks) -> bool | str:
+    """Like first_error, but every failing check's message (a loader with two missing files names both)."""
+    messages = [m for m in (first_error(c) for c in checks) if m is not True]
+    return "\n".join(messages) if messages else True
+
+
 def _check_folder(name: str, what: str, source: str) -> bool | str:
     return first_error((management.resolve_folder, name, what, source))
 
@@ -49,15 +57,14 @@ class LoadClipScoreVerifier(io.ComfyNode):
                 io.Combo.Input("arch", options=_arch_options("ViT-H-14"), default="ViT-H-14",
                                tooltip="open_clip architecture the weights were trained with "
                                        "(OpenAI weights need the -quickgelu variant)."),
-                io.Combo.Input("weights", options=management.options_or_hint(
-                    management.weight_files(), "open_clip_model.safetensors"),
+                io.Combo.Input("weights", options=management.weight_files(),
                     tooltip="open_clip state dict in models/verifiers (.safetensors preferred)."),
             ],
             outputs=[Verifier.Output()],
         )
 
     @classmethod
-    def validate_inputs(cls, arch, weights):
+    def validate_inputs(cls, weights):
         from ..verifiers.clip_score import SOURCE
 
         return _check_file(weights, "CLIP score verifier", SOURCE)
@@ -85,22 +92,20 @@ class LoadAestheticVerifier(io.ComfyNode):
                 io.Combo.Input("clip_arch", options=_arch_options("ViT-L-14-quickgelu"),
                                default="ViT-L-14-quickgelu",
                                tooltip="The head was trained on OpenAI ViT-L-14 (quickgelu) embeddings."),
-                io.Combo.Input("clip_weights", options=management.options_or_hint(
-                    management.weight_files(), "open_clip_model.safetensors"),
+                io.Combo.Input("clip_weights", options=management.weight_files(),
                     tooltip="open_clip ViT-L-14 OpenAI state dict in models/verifiers."),
-                io.Combo.Input("head_weights", options=management.options_or_hint(
-                    management.weight_files(), HEAD_FILE),
+                io.Combo.Input("head_weights", options=management.weight_files(),
                     tooltip=f"The aesthetic MLP head ({HEAD_FILE}) in models/verifiers."),
             ],
             outputs=[Verifier.Output()],
         )
 
     @classmethod
-    def validate_inputs(cls, clip_arch, clip_weights, head_weights):
+    def validate_inputs(cls, clip_weights, head_weights):
         from ..verifiers.aesthetic import BACKBONE_SOURCE, HEAD_SOURCE
 
-        return first_error((management.resolve_file, clip_weights, "aesthetic verifier", BACKBONE_SOURCE),
-                           (management.resolve_file, head_weights, "aesthetic verifier", HEAD_SOURCE))
+        return _all_missing((management.resolve_file, clip_weights, "aesthetic verifier", BACKBONE_SOURCE),
+                            (management.resolve_file, head_weights, "aesthetic verifier", HEAD_SOURCE))
 
     @classmethod
     def execute(cls, clip_arch, clip_weights, head_weights) -> io.NodeOutput:
@@ -125,13 +130,11 @@ class LoadPreservationVerifier(io.ComfyNode):
                                tooltip="Name of the score (the EACPS edit preset weighs 'identity')."),
                 io.Combo.Input("backbone", options=["dinov2", "open_clip", "ssim_only"], default="dinov2",
                                tooltip="Embedding model for the semantic part; ssim_only needs no weights."),
-                io.Combo.Input("dinov2_folder", options=management.options_or_hint(
-                    management.hf_folders(), "dinov2-base"),
+                io.Combo.Input("dinov2_folder", options=management.hf_folders(),
                     tooltip="transformers DINOv2 folder in models/verifiers (backbone dinov2)."),
                 io.Combo.Input("clip_arch", options=_arch_options("ViT-L-14-quickgelu"),
                                default="ViT-L-14-quickgelu", tooltip="open_clip architecture (backbone open_clip)."),
-                io.Combo.Input("clip_weights", options=management.options_or_hint(
-                    management.weight_files(), "open_clip_model.safetensors"),
+                io.Combo.Input("clip_weights", options=management.weight_files(),
                     tooltip="open_clip state dict in models/verifiers (backbone open_clip)."),
                 io.Float.Input("ssim_weight", default=0.5, min=0.0, max=1.0, step=0.05,
                                tooltip="Share of SSIM in the score (pixel structure vs semantic similarity)."),
@@ -140,7 +143,7 @@ class LoadPreservationVerifier(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, backbone, dinov2_folder, clip_arch, clip_weights):
+    def validate_inputs(cls, backbone, dinov2_folder, clip_weights):
         from ..verifiers.clip_score import SOURCE
         from ..verifiers.preservation import DINO_SOURCE
 
@@ -184,8 +187,7 @@ class LoadVLMJudgeVerifier(io.ComfyNode):
                         "score is the expected digit under the model's probabilities (one forward pass per "
                         "image and aspect, no text parsing), mapped to 0..10.",
             inputs=[
-                io.Combo.Input("model_folder", options=management.options_or_hint(
-                    management.hf_folders(), "Qwen2.5-VL-3B-Instruct"),
+                io.Combo.Input("model_folder", options=management.hf_folders(),
                     tooltip="transformers VLM folder (with processor files) in models/verifiers."),
                 io.String.Input("aspects", default="prompt_adherence, realism", tooltip=_ASPECTS_TOOLTIP),
                 io.Int.Input("max_batch", default=4, min=1, max=64,
@@ -263,8 +265,7 @@ class LoadPickScoreVerifier(io.ComfyNode):
             description="PickScore_v1 (human preference, Pick-a-Pic): logit_scale*cos(image, prompt), "
                         "16..24 mapped to 0..10.",
             inputs=[
-                io.Combo.Input("model_folder", options=management.options_or_hint(
-                    management.hf_folders(), "PickScore_v1"),
+                io.Combo.Input("model_folder", options=management.hf_folders(),
                     tooltip="transformers CLIP folder with processor files in models/verifiers."),
             ],
             outputs=[Verifier.Output()],
@@ -298,6 +299,7 @@ class LoadHPSv2Verifier(io.ComfyNode):
             inputs=[
                 io.Combo.Input("arch", options=_arch_options("ViT-H-14"), default="ViT-H-14",
                                tooltip="HPS v2/v2.1 are open_clip ViT-H-14."),
+                # The default name stays listed when absent: it is what 'download' fetches.
                 io.Combo.Input("weights", options=management.options_or_hint(management.weight_files(), DEFAULT_FILE),
                                tooltip=f"{DEFAULT_FILE} in models/verifiers."),
                 io.Boolean.Input("download", default=False,
@@ -308,7 +310,7 @@ class LoadHPSv2Verifier(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, arch, weights, download):
+    def validate_inputs(cls, weights, download):
         from ..verifiers.hpsv2 import SOURCE
 
         return True if download else _check_file(weights, "HPSv2 verifier", SOURCE)
@@ -333,8 +335,7 @@ class LoadImageRewardVerifier(io.ComfyNode):
             description="ImageReward (BLIP reward model, prompt alignment + quality): its z-score, -2..2 mapped "
                         "to 0..10. Runs on transformers' BLIP; the image-reward package is not needed.",
             inputs=[
-                io.Combo.Input("model_folder", options=management.options_or_hint(
-                    management.hf_folders(), "ImageReward"),
+                io.Combo.Input("model_folder", options=management.hf_folders(),
                     tooltip="Folder in models/verifiers with ImageReward.pt plus the BLIP config.json and "
                             "tokenizer files (Salesforce/blip-itm-large-coco)."),
                 io.String.Input("checkpoint", default="ImageReward.pt",
@@ -377,7 +378,7 @@ class LoadTechnicalVerifier(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="EACPS_LoadTechnicalVerifier",
-            display_name="EACPS Load Technical Verifier",
+            display_name="Load Technical Verifier (EACPS)",
             category=CATEGORY,
             description=(
                 "Technical image quality without a model: 'sharpness' (log variance of the Laplacian, "

@@ -82,7 +82,7 @@ class VerifierScore(io.ComfyNode):
             ),
             inputs=[
                 Candidates.Input("candidates", tooltip="The candidate pool."),
-                VerifierSocket.Input("verifier", tooltip="A loaded verifier (EACPS Load ... Verifier)."),
+                VerifierSocket.Input("verifier", tooltip="A loaded verifier (Load ... Verifier (EACPS))."),
                 io.String.Input("prompt", multiline=True, default="",
                                 tooltip="The text the images should match (verifiers that ignore text ignore it)."),
                 io.Image.Input("reference", optional=True,

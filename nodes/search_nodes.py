@@ -36,7 +36,7 @@ def _sampling_inputs() -> list:
 
 def _verifier_inputs() -> list:
     return [
-        VerifierSocket.Input("verifier_1", tooltip="A loaded verifier (EACPS Load ... Verifier)."),
+        VerifierSocket.Input("verifier_1", tooltip="A loaded verifier (Load ... Verifier (EACPS))."),
         *[VerifierSocket.Input(name, optional=True, tooltip="Another verifier (optional).") for name in VERIFIER_SLOTS[1:]],
     ]
 
