@@ -12,6 +12,8 @@ the save node, and Cancel stops a long one.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 
 import pytest
@@ -52,16 +54,9 @@ def templates(editor):
     cards = {"shown": page.evaluate(shown_js, NAMES),
              "requested": [r for r in editor.responses if "/workflow_templates/" in r[0]]}
     editor.screenshot("templates")
-    page.keyboard.press("Escape")
+    page.locator(".p-dialog .p-dialog-close-button, .p-dialog button[aria-label='Close']").first.click()
+    page.wait_for_function("() => !document.querySelector('.p-dialog')", timeout=10_000)
     return cards
-
-
-def _close_dialogs(page) -> None:
-    for _ in range(3):
-        if not page.locator(".p-dialog").count():
-            return
-        page.keyboard.press("Escape")
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -72,11 +67,11 @@ def loaded(editor, templates):
         ui = json.loads((FOLDER / f"{name}.json").read_text())
         page.evaluate("async (wf) => { await window.app.loadGraphData(wf); }", ui)
         page.evaluate("() => window.app.canvas.draw(true, true)")
-        _close_dialogs(page)
         out[name] = {
             "file": ui,
             "nodes": page.evaluate(NODE_INFO_JS),
             "prompt": page.evaluate("async () => (await window.app.graphToPrompt()).output"),
+            "dialogs": page.locator(".p-dialog").all_inner_texts(),
             "view": page.evaluate("() => ({scale: app.canvas.ds.scale, low_quality: app.canvas.low_quality})"),
             "screenshot": editor.screenshot(f"workflow_{name}"),
         }
@@ -89,6 +84,7 @@ def test_template_cards_show_their_thumbnails(templates):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_every_node_is_known_and_shows_every_declared_input_and_widget(loaded, object_info, name):
+    assert not loaded[name]["dialogs"], f"{name}: loading opened a dialog (missing nodes?): {loaded[name]['dialogs']}"
     for node in loaded[name]["nodes"]:
         assert node["registered"], f"{name}: node type {node['type']} is missing in the editor"
         info = object_info[node["type"]]
@@ -206,8 +202,10 @@ def search_run(editor, object_info, loaded):
     }))""", [search_id, save_id])
     history = editor.server.get("/history")
     entry = next(h for h in history.values() if search_id in h["outputs"] and save_id in h["outputs"])
-    return {"events": editor.events[start:], "search": search_id, "save": save_id, "shown": shown, "entry": entry,
-            "screenshot": editor.screenshot("search_finished")}
+    screenshot = editor.screenshot("search_finished")
+    if os.environ.get("EACPS_DOCS_SCREENSHOT"):  # refresh the README's picture of the pack in the editor
+        shutil.copyfile(screenshot, REPO_ROOT / "docs" / "editor_search.png")
+    return {"events": editor.events[start:], "search": search_id, "save": save_id, "shown": shown, "entry": entry}
 
 
 def _progress_and_previews(events, node: str) -> list[tuple[int, bool]]:

@@ -171,9 +171,9 @@ def api_to_ui(prompt: Mapping, object_info: Mapping, titles: Mapping[str, str] |
     return {
         "last_node_id": len(ui_nodes), "last_link_id": len(ui_links), "nodes": ui_nodes,
         "links": ui_links, "groups": [], "config": {},
-        # Open at a zoom where the frontend draws text (it drops text below ~0.57), top-left in view:
-        # fitting a wide graph to the window would shrink it past that.
-        "extra": {"ds": {"scale": OPEN_SCALE, "offset": [0, 0]}}, "version": 0.4,
+        # Open at a zoom where the frontend draws text (it drops text below ~0.57), the top-left
+        # corner clear of the side and top bars: fitting a wide graph to the window would shrink it past that.
+        "extra": {"ds": {"scale": OPEN_SCALE, "offset": [80, 80]}}, "version": 0.4,
     }
 
 
