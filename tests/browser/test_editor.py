@@ -54,7 +54,7 @@ def templates(editor):
     cards = {"shown": page.evaluate(shown_js, NAMES),
              "requested": [r for r in editor.responses if "/workflow_templates/" in r[0]]}
     editor.screenshot("templates")
-    page.locator(".p-dialog .p-dialog-close-button, .p-dialog button[aria-label='Close']").first.click()
+    page.locator(".p-dialog button:has(i.pi-times)").first.click()
     page.wait_for_function("() => !document.querySelector('.p-dialog')", timeout=10_000)
     return cards
 
