@@ -44,13 +44,15 @@ def object_info(editor):
 @pytest.fixture(scope="module")
 def templates(editor):
     """The templates browser the frontend opens for a first-time user, with our pack's cards."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     page = editor.page
     shown_js = """(names) => names.filter(n => [...document.querySelectorAll('img')].some(
         img => img.alt === n && img.complete && img.naturalWidth > 0))"""
     try:
         page.wait_for_function(f"(names) => ({shown_js})(names).length === names.length", arg=NAMES, timeout=20_000)
-    except Exception:  # noqa: BLE001 (the test below reports which cards lack their picture)
-        pass
+    except PlaywrightTimeout:
+        pass  # the test below reports which cards lack their picture
     cards = {"shown": page.evaluate(shown_js, NAMES),
              "requested": [r for r in editor.responses if "/workflow_templates/" in r[0]]}
     editor.screenshot("templates")
