@@ -1,5 +1,5 @@
 """One real ComfyUI server with the real frontend (comfyui-frontend-package, no --front-end-root) and
-one headless Chromium page per test session, driven by Playwright through Debian's /usr/bin/chromium.
+one headless Chromium page per test module, driven by Playwright through Debian's /usr/bin/chromium.
 
 Screenshots go to test_artifacts/browser/ (or $EACPS_ARTIFACTS); the session prints the folder.
 """
@@ -61,7 +61,9 @@ class Editor:
         return path
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API runs an event loop in this thread while it is open, and the
+# in-process ComfyUI tests that follow call asyncio.run(), which refuses to run inside one.
+@pytest.fixture(scope="module")
 def editor(tmp_path_factory, artifacts):
     if not Path(CHROMIUM).is_file():
         _missing_browser(f"no Chromium at {CHROMIUM}")
