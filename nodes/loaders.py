@@ -29,6 +29,12 @@ def _arch_options(default: str) -> list[str]:
     return archs if default in archs else [default, *archs]
 
 
+def _all_missing(*checks) -> bool | str:
+    """Like first_error, but every failing check's message (a loader with two missing files names both)."""
+    messages = [m for m in (first_error(c) for c in checks) if m is not True]
+    return "\n".join(messages) if messages else True
+
+
 def _download_input(repos: str) -> io.Boolean.Input:
     """The opt-in download switch (off: the loader never touches the network). Optional, so API
     prompts written before it existed still validate."""
@@ -104,7 +110,7 @@ class LoadAestheticVerifier(io.ComfyNode):
     def validate_inputs(cls, clip_arch, clip_weights, head_weights, download=False):
         from ..verifiers.aesthetic import BACKBONE_SOURCE, HEAD_SOURCE
 
-        return first_error(
+        return _all_missing(
             (downloads.check, clip_weights, "aesthetic verifier", BACKBONE_SOURCE, download, (downloads.CLIP_L_OPENAI,)),
             (downloads.check_arch, clip_weights, clip_arch, "aesthetic verifier"),
             (downloads.check, head_weights, "aesthetic verifier", HEAD_SOURCE, download, (downloads.AESTHETIC_HEAD,)))
@@ -402,7 +408,7 @@ class LoadTechnicalVerifier(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="EACPS_LoadTechnicalVerifier",
-            display_name="EACPS Load Technical Verifier",
+            display_name="Load Technical Verifier (EACPS)",
             category=CATEGORY,
             description=(
                 "Technical image quality without a model: 'sharpness' (log variance of the Laplacian, "

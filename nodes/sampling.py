@@ -104,8 +104,9 @@ def prepare_latent(model, latent: dict) -> dict:
 
 
 class Progress:
-    """One ComfyUI progress bar over ``total`` sampler steps, shared by every sampling call of a
-    search (the one-node search runs several stages under one bar)."""
+    """One ComfyUI progress bar over ``total`` units (sampler steps, and candidates scored where a
+    search counts them), shared by every sampling and scoring call of a search (the one-node search
+    runs several stages under one bar)."""
 
     def __init__(self, total: int):
         self.total = int(total)
@@ -114,6 +115,11 @@ class Progress:
 
     def update(self, done: int, preview=None) -> None:
         self.pbar.update_absolute(min(self.total, done), self.total, preview)
+
+    def advance(self, units: int, preview=None) -> None:
+        """Count ``units`` more of work that is not a sampler step (e.g. candidates scored)."""
+        self.done += int(units)
+        self.update(self.done, preview)
 
 
 def decode(vae, samples: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,7 @@ from ..search.pool import Pool, SearchError, VerifierInfo
 from ..search.potential import compute_potentials, parse_weights
 from ..verifiers import protocol
 from .checks import first_error
+from .sampling import Progress
 from .saving import keep_sampled
 from .types import Candidates
 from .types import Verifier as VerifierSocket
@@ -41,11 +42,14 @@ def verifier_info(verifier, prompt: str, reference: torch.Tensor | None) -> Veri
                         note=cut)
 
 
-def score_pool(pool: Pool, verifier, prompt: str, reference: torch.Tensor | None = None) -> Pool:
-    """Score every valid candidate this verifier has not scored under this prompt/reference, in one
-    call. A candidate whose image is not finite, or that gets a non-finite score, is marked invalid
-    (ranked out, reason in report and grid) instead of failing the search; messages name candidate
-    ids, never batch positions."""
+def score_pool(pool: Pool, verifier, prompt: str, reference: torch.Tensor | None = None,
+               progress: Progress | None = None) -> Pool:
+    """Score every valid candidate this verifier has not scored under this prompt/reference, in calls
+    of the pool's sampling sub-batch (``max_sub_batch``), so the progress bar moves while scoring:
+    ``progress`` (the search's bar) advances one unit per candidate scored; without one, scoring shows
+    its own bar. A candidate whose image is not finite, or that gets a non-finite score, is marked
+    invalid (ranked out, reason in report and grid) instead of failing the search; messages name
+    candidate ids, never batch positions."""
     comfy.model_management.throw_exception_if_processing_interrupted()  # Cancel between verifiers
     info = verifier_info(verifier, prompt, reference)
     old = pool.verifier(info.identity)
@@ -57,22 +61,28 @@ def score_pool(pool: Pool, verifier, prompt: str, reference: torch.Tensor | None
         todo = [c for c in todo if c.id not in broken]
     if not todo:
         return pool.with_scores(info, {}, {})  # joins the pool even when no valid candidate is left
-    images = torch.cat([c.image for c in todo])
-    t0 = time.perf_counter()
-    try:
-        result = protocol.score(verifier, images, prompt, reference)
-    except protocol.NonFiniteScores as e:
-        result = e.result
-    per = (time.perf_counter() - t0) / len(todo)
-    scores, bad = {}, {}
-    for i, c in enumerate(todo):
-        values = {a: float(result.scores[a][i]) for a in info.aspects}
-        nonfinite = [a for a, v in values.items() if not math.isfinite(v)]
-        if nonfinite:
-            bad[c.id] = f"{info.identity} gave a non-finite '{nonfinite[0]}' score ({values[nonfinite[0]]})"
-        else:
-            scores[c.id] = values
-    return pool.with_invalid(bad).with_scores(info, scores, {cid: per for cid in scores})
+    progress = progress or Progress(len(todo))
+    chunk = pool.setup.max_sub_batch if pool.setup is not None else len(todo)
+    scores, seconds, bad = {}, {}, {}
+    for start in range(0, len(todo), chunk):
+        comfy.model_management.throw_exception_if_processing_interrupted()  # Cancel between verifier batches
+        part = todo[start:start + chunk]
+        t0 = time.perf_counter()
+        try:
+            result = protocol.score(verifier, torch.cat([c.image for c in part]), prompt, reference)
+        except protocol.NonFiniteScores as e:
+            result = e.result
+        per = (time.perf_counter() - t0) / len(part)
+        for i, c in enumerate(part):
+            values = {a: float(result.scores[a][i]) for a in info.aspects}
+            nonfinite = [a for a, v in values.items() if not math.isfinite(v)]
+            if nonfinite:
+                bad[c.id] = f"{info.identity} gave a non-finite '{nonfinite[0]}' score ({values[nonfinite[0]]})"
+            else:
+                scores[c.id] = values
+                seconds[c.id] = per
+        progress.advance(len(part))
+    return pool.with_invalid(bad).with_scores(info, scores, seconds)
 
 
 def apply_weights(pool: Pool, weights: str) -> Pool:
@@ -94,7 +104,7 @@ class VerifierScore(io.ComfyNode):
             ),
             inputs=[
                 Candidates.Input("candidates", tooltip="The candidate pool."),
-                VerifierSocket.Input("verifier", tooltip="A loaded verifier (EACPS Load ... Verifier)."),
+                VerifierSocket.Input("verifier", tooltip="A loaded verifier (Load ... Verifier (EACPS))."),
                 io.String.Input("prompt", multiline=True, default="",
                                 tooltip="The text the images should match (verifiers that ignore text ignore it)."),
                 io.Image.Input("reference", optional=True,

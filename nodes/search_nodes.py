@@ -9,6 +9,7 @@ settings. One progress bar covers every candidate x step of the search.
 
 from __future__ import annotations
 
+import torch
 from comfy_api.latest import io, ui
 
 from ..search.grid import render_grid
@@ -36,7 +37,7 @@ def _sampling_inputs() -> list:
 
 def _verifier_inputs() -> list:
     return [
-        VerifierSocket.Input("verifier_1", tooltip="A loaded verifier (EACPS Load ... Verifier)."),
+        VerifierSocket.Input("verifier_1", tooltip="A loaded verifier (Load ... Verifier (EACPS))."),
         *[VerifierSocket.Input(name, optional=True, tooltip="Another verifier (optional).") for name in VERIFIER_SLOTS[1:]],
     ]
 
@@ -100,16 +101,36 @@ def check_before_sampling(verifiers: list, weights: str, prompt: str, reference)
         )
 
 
-def _evaluate(pool: Pool, verifiers: list, prompt: str, reference, weights: str) -> Pool:
+def _evaluate(pool: Pool, verifiers: list, prompt: str, reference, weights: str,
+              progress: Progress) -> Pool:
     for v in verifiers:
-        pool = score_pool(pool, v, prompt, reference)
+        pool = score_pool(pool, v, prompt, reference, progress)
     return apply_weights(pool, weights)
 
 
-def _result(cls, pool: Pool) -> io.NodeOutput:
+def _progress(n: int, setup, verifiers: list) -> Progress:
+    """One bar over the whole search: each candidate's sampler steps, and one unit per verifier scoring it."""
+    return Progress(n * (setup.steps + len(verifiers)))
+
+
+def _result(cls, pool: Pool, progress: Progress) -> io.NodeOutput:
     marked, image, latent, noise, seed, report = select_best(pool, 1)
     grid = render_grid(marked, marked.selection.ids[0])
+    # With live previews on, the last latent preview would otherwise stay on the node instead of
+    # the output grid: make the grid the node's last preview.
+    progress.update(progress.total, _grid_preview(grid))
     return io.NodeOutput(image, latent, noise, seed, grid, report, ui=ui.PreviewImage(grid, cls=cls))
+
+
+def _grid_preview(grid: torch.Tensor):
+    """ComfyUI's preview tuple for the grid [1, H, W, 3], or None when previews are off."""
+    from comfy.cli_args import LatentPreviewMethod, args
+    from PIL import Image
+
+    if args.preview_method == LatentPreviewMethod.NoPreviews:
+        return None
+    pixels = (grid[0].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    return "PNG", Image.fromarray(pixels), None  # None: at its own size
 
 
 def _check_widgets(seed=None, steps=None, denoise=None, max_sub_batch=None, weights=None, sampler_name=None,
@@ -201,14 +222,14 @@ class Search(io.ComfyNode):
         verifiers, setup = _prepare(check, (verifier_1, verifier_2, verifier_3, verifier_4), weights, prompt,
                                     reference, model, positive, negative, latent_image, vae, seed, steps, cfg,
                                     sampler_name, scheduler, denoise, max_sub_batch)
-        progress = Progress((k_global + generations * m * k_local) * setup.steps)
+        progress = _progress(k_global + generations * m * k_local, setup, verifiers)
         with keep_sampled() as box:  # on an error or Cancel, what was sampled is saved
             box.pool = global_stage(setup, k_global, progress)
             for _ in range(generations):
-                box.pool = _evaluate(box.pool, verifiers, prompt, reference, weights)
+                box.pool = _evaluate(box.pool, verifiers, prompt, reference, weights, progress)
                 box.pool = select_best(box.pool, m)[0]
                 box.pool = refine_stage(box.pool, k_local, mode, strength, anneal, progress)
-            return _result(cls, _evaluate(box.pool, verifiers, prompt, reference, weights))
+            return _result(cls, _evaluate(box.pool, verifiers, prompt, reference, weights, progress), progress)
 
 
 class BestOfN(io.ComfyNode):
@@ -247,9 +268,10 @@ class BestOfN(io.ComfyNode):
         verifiers, setup = _prepare(check, (verifier_1, verifier_2, verifier_3, verifier_4), weights, prompt,
                                     reference, model, positive, negative, latent_image, vae, seed, steps, cfg,
                                     sampler_name, scheduler, denoise, max_sub_batch)
+        progress = _progress(n, setup, verifiers)
         with keep_sampled() as box:  # on an error or Cancel, what was sampled is saved
-            box.pool = global_stage(setup, n)
-            return _result(cls, _evaluate(box.pool, verifiers, prompt, reference, weights))
+            box.pool = global_stage(setup, n, progress)
+            return _result(cls, _evaluate(box.pool, verifiers, prompt, reference, weights, progress), progress)
 
 
 NODES = (Search, BestOfN)

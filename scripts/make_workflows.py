@@ -1,6 +1,6 @@
 """Generate example_workflows/*.json (UI format) from the readable descriptions below, checked against
 a real ComfyUI host's /object_info (api_to_ui refuses unknown inputs and links widget values by the
-host's input order), and render each workflow's thumbnail (same name, .png): the candidate grid the
+host's input order), and render each workflow's thumbnail (same name, .jpg: the frontend asks for `<name>.jpg`): the candidate grid the
 workflow itself produces when run on the tiny test models (real loaders swapped for tiny ones, 64x64,
 3 steps: the pictures are noise, the layout is the real one).
 
@@ -235,8 +235,8 @@ def thumbnails(workflows: dict[str, dict], object_info: dict) -> None:
                 sheet.paste(g, (x, 0))
                 x += g.width + 8
             sheet.thumbnail((512, 512))
-            sheet.save(OUT / f"{name}.png", optimize=True)
-            print(f"  {name}.png from {len(grids)} grid(s)")
+            sheet.save(OUT / f"{name}.jpg", quality=90, optimize=True)
+            print(f"  {name}.jpg from {len(grids)} grid(s)")
         shutil.rmtree(base / "output", ignore_errors=True)
 
 

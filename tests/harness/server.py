@@ -23,12 +23,18 @@ def _free_port() -> int:
 
 
 class ComfyServer:
-    def __init__(self, base_dir: Path, log_path: Path, python: str = sys.executable):
+    def __init__(self, base_dir: Path, log_path: Path, python: str = sys.executable, front_end: bool = False,
+                 extra_args: tuple[str, ...] = ()):
+        """``front_end``: serve the real frontend (the comfyui-frontend-package ComfyUI finds) instead of
+        an empty web root; ``extra_args`` go to main.py (e.g. ``--preview-method latent2rgb``)."""
         self.base_dir = base_dir
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        front_end = base_dir / "empty_front_end"
-        front_end.mkdir(exist_ok=True)
+        web_root: list[str] = []
+        if not front_end:
+            empty = base_dir / "empty_front_end"
+            empty.mkdir(exist_ok=True)
+            web_root = ["--front-end-root", str(empty)]
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115 (lives as long as the server)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -36,7 +42,7 @@ class ComfyServer:
             [
                 python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
                 "--disable-auto-launch", "--disable-api-nodes", "--base-directory", str(base_dir),
-                "--front-end-root", str(front_end),
+                *web_root, *extra_args,
             ],
             cwd=comfyui_path(), stdout=self._log, stderr=subprocess.STDOUT, env=env,
         )

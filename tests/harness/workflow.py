@@ -64,6 +64,49 @@ def ui_to_api(workflow: Mapping, object_info: Mapping) -> dict:
     return prompt
 
 
+# LiteGraph's node geometry (frontend 1.32.9, measured with computeSize()): title bar above pos,
+# one row per input socket / output, one per widget, taller multiline text boxes.
+TITLE_H, SLOT_H, WIDGET_H, MULTILINE_H, BASE_H, IMAGE_H = 30, 20, 24, 54, 14, 280
+MIN_W, CHAR_W = 340, 7.5
+GAP_X, GAP_Y = 60, 40
+OPEN_SCALE = 0.8
+
+
+def node_size(info: Mapping, title: str) -> tuple[int, int]:
+    """A size at least as large as the frontend's computeSize() for this node (it enlarges smaller
+    stored sizes itself, which would then overlap the next node of a layout made with the small one)."""
+    rows, widgets, multiline = 0, 0, 0
+    for name, kind, options in _input_specs(info):
+        if _is_widget(kind, options):
+            if kind == "STRING" and options.get("multiline"):
+                multiline += 1
+            elif options.get("image_upload"):  # combo + upload button + the picture's preview
+                multiline += IMAGE_H / MULTILINE_H
+            else:
+                widgets += 1 + _has_control_widget(name, kind, options)
+        else:
+            rows += 1
+    rows = max(rows, len(info.get("output", [])))
+    height = round(BASE_H + SLOT_H * rows + WIDGET_H * widgets + MULTILINE_H * multiline)
+    return max(MIN_W, round(CHAR_W * len(title) + 60)), height
+
+
+def _place(ui_nodes: list[dict], columns: list[int]) -> None:
+    """Columns by graph depth, each as wide as its widest node; nodes stacked by their real heights."""
+    widths: dict[int, int] = {}
+    for node, col in zip(ui_nodes, columns, strict=True):
+        widths[col] = max(widths.get(col, 0), node["size"][0])
+    x, lefts = 40, {}
+    for col in sorted(widths):
+        lefts[col] = x
+        x += widths[col] + GAP_X
+    tops: dict[int, int] = {}
+    for node, col in zip(ui_nodes, columns, strict=True):
+        y = tops.get(col, 40 + TITLE_H)
+        node["pos"] = [lefts[col], y]
+        tops[col] = y + node["size"][1] + TITLE_H + GAP_Y
+
+
 def api_to_ui(prompt: Mapping, object_info: Mapping, titles: Mapping[str, str] | None = None) -> dict:
     """Lay out an API-format prompt as a UI-format workflow (columns by graph depth).
 
@@ -82,7 +125,6 @@ def api_to_ui(prompt: Mapping, object_info: Mapping, titles: Mapping[str, str] |
 
     for key in prompt:
         node_depth(key)
-    rows: dict[int, int] = {}
     ui_nodes, ui_links = [], []
     outputs_links: dict[tuple[str, int], list[int]] = {}
     for key, node in prompt.items():
@@ -110,15 +152,14 @@ def api_to_ui(prompt: Mapping, object_info: Mapping, titles: Mapping[str, str] |
                 inputs.append({"name": name, "type": kind, "link": link_id})
             elif value is not None:
                 raise ValueError(f"{key}.{name}: {kind} inputs must be linked")
-        col = depth[key]
-        row = rows.get(col, 0)
-        rows[col] = row + 1
         ui_nodes.append({
-            "id": ids[key], "type": node["class_type"], "pos": [40 + 380 * col, 40 + 260 * row],
-            "size": [340, 220], "flags": {}, "order": 0, "mode": 0, "inputs": inputs, "outputs": [],
+            "id": ids[key], "type": node["class_type"], "pos": [0, 0],
+            "size": list(node_size(info, titles.get(key) or info.get("display_name") or node["class_type"])),
+            "flags": {}, "order": 0, "mode": 0, "inputs": inputs, "outputs": [],
             "properties": {"Node name for S&R": node["class_type"]}, "widgets_values": widgets,
             **({"title": titles[key]} if key in titles else {}),
         })
+    _place(ui_nodes, [depth[key] for key in prompt])
     for key, ui_node in zip(prompt, ui_nodes, strict=True):
         info = object_info[prompt[key]["class_type"]]
         ui_node["outputs"] = [
@@ -129,7 +170,10 @@ def api_to_ui(prompt: Mapping, object_info: Mapping, titles: Mapping[str, str] |
         ui_nodes[list(prompt).index(key)]["order"] = order
     return {
         "last_node_id": len(ui_nodes), "last_link_id": len(ui_links), "nodes": ui_nodes,
-        "links": ui_links, "groups": [], "config": {}, "extra": {}, "version": 0.4,
+        "links": ui_links, "groups": [], "config": {},
+        # Open at a zoom where the frontend draws text (it drops text below ~0.57), the top-left
+        # corner clear of the side and top bars: fitting a wide graph to the window would shrink it past that.
+        "extra": {"ds": {"scale": OPEN_SCALE, "offset": [80, 80]}}, "version": 0.4,
     }
 
 

@@ -41,13 +41,20 @@ def _options(spec) -> list | None:
 
 def test_the_folder_holds_four_workflows_each_with_a_thumbnail():
     assert sorted(p.stem for p in FOLDER.glob("*.json")) == NAMES
-    for name in NAMES:
-        png = FOLDER / f"{name}.png"
-        assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    assert sorted(p.name for p in FOLDER.iterdir() if p.suffix != ".json") == [f"{n}.jpg" for n in NAMES]
 
 
 def test_comfyui_lists_them_as_templates(server):
     assert sorted(server.get("/workflow_templates")[PACK_FOLDER_NAME]) == NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_thumbnail_url_the_frontend_requests_serves_a_jpeg(server, name):
+    # Frontend 1.32.9 builds custom-node template thumbnails as /api/workflow_templates/<pack>/<name>.jpg.
+    import urllib.request
+
+    with urllib.request.urlopen(f"{server.url}/api/workflow_templates/{PACK_FOLDER_NAME}/{name}.jpg") as r:
+        assert r.read(3) == b"\xff\xd8\xff", name
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -74,9 +74,10 @@ def test_one_progress_bar_over_the_whole_search(comfy, captured):
         result = comfy.run(one_node_prompt(search_node(seed=8, k_global=4, m=2, k_local=2, generations=2)))
     finally:
         comfy_utils.set_progress_bar_global_hook(None)
-    assert {t for _, t in progress} == {(4 + 2 * 2 * 2) * 4}
+    # 12 candidates, each 4 sampler steps + 1 unit for its scoring by the one verifier
+    assert {t for _, t in progress} == {(4 + 2 * 2 * 2) * (4 + 1)}
     values = [v for v, _ in progress]
-    assert values == sorted(values) and values[-1] == 48
+    assert values == sorted(values) and values[-1] == 60
     # the grid is shown on the node as a preview image
     assert result.outputs["one"]["images"][0]["type"] == "temp"
 
