@@ -46,7 +46,7 @@ class ComfyServer:
             ],
             cwd=comfyui_path(), stdout=self._log, stderr=subprocess.STDOUT, env=env,
         )
-        self._wait_ready(timeout=120)
+        self._wait_ready(timeout=300)  # generous: a loaded 2-core machine starts it slowly
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -202,7 +202,7 @@ def node_class(comfy, node_id):
     return cls
 
 
-def test_verifier_returning_nan_is_a_node_error(comfy, captured):
+def test_verifier_returning_nan_marks_every_candidate_invalid(comfy, captured):
     comfy.run(global_only_prompt(seed=2))
     pool = captured["pool"]
     # the verifier base class the node's own modules use (conftest aliases eacps.* to ComfyUI's import)
@@ -222,8 +222,11 @@ def test_verifier_returning_nan_is_a_node_error(comfy, captured):
             v = torch.full((images.shape[0],), float("nan"), dtype=torch.float64)
             return base.VerifierResult(scores={"broken": v}, raw={"broken": v})
 
-    with pytest.raises(base.VerifierError, match="not finite"):
-        score_node.execute(pool, NaNVerifier(), "x")
+    scored = score_node.execute(pool, NaNVerifier(), "x").args[0]
+    # a non-finite score ranks the candidate out (issue 12) instead of failing the whole search
+    assert [c.invalid for c in scored.candidates] == ["nan-v1 gave a non-finite 'broken' score (nan)"] * len(pool)
+    with pytest.raises(importlib.import_module("eacps.search.pool").SearchError, match="every candidate is invalid"):
+        scored.check_any_valid()
 
 
 def test_elites_from_a_different_pool_are_refused_before_sampling(comfy, captured):
