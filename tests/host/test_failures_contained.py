@@ -187,13 +187,14 @@ def test_a_prompt_cut_at_the_token_limit_is_reported(comfy, captured, preference
         inputs = {"arch": TINY_CLIP, **inputs}
     v = load_verifier(comfy, captured, class_type, inputs)
     pool = stage1_pool(comfy, captured, k_global=2)
-    # "apple" is one token in CLIP's BPE and in BERT's WordPiece: 100 words + start and end = 102
-    long = score_pool(pool, v, "apple " * 100)
+    # "red" is one token in CLIP's BPE (real and the tiny test vocabulary, which merges r+e+d</w>) and
+    # in the tiny BERT vocabulary: 100 words + start and end markers = 102
+    long = score_pool(pool, v, "red " * 100)
     report = build_report(long, 0)
     assert report["prompt_truncated"] == {
         v.identity: f"{v.identity} read only the first {limit} of the prompt's 102 tokens; the rest did not "
                     "count in its score"}
-    assert build_report(score_pool(pool, v, "a red apple"), 0)["prompt_truncated"] == {}
+    assert build_report(score_pool(pool, v, "red " * (limit - 2)), 0)["prompt_truncated"] == {}  # exactly fits
 
 
 def test_a_reference_of_two_images_is_refused_before_sampling(comfy):
