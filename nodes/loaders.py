@@ -29,6 +29,12 @@ def _arch_options(default: str) -> list[str]:
     return archs if default in archs else [default, *archs]
 
 
+def _null_choice(**values) -> bool | str:
+    """A file, folder or option given as null (an API prompt's JSON null): named, before any file check."""
+    nulls = [name for name, value in values.items() if value is None]
+    return f"{nulls[0]}: no value given (null); choose one of the listed options" if nulls else True
+
+
 def _all_missing(*checks) -> bool | str:
     """Like first_error, but every failing check's message (a loader with two missing files names both)."""
     messages = [m for m in (first_error(c) for c in checks) if m is not True]
@@ -68,6 +74,9 @@ class LoadClipScoreVerifier(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, arch, weights, download=False):
         from ..verifiers.clip_score import SOURCE
+
+        if (null := _null_choice(arch=arch, weights=weights)) is not True:
+            return null
 
         return first_error((downloads.check, weights, "CLIP score verifier", SOURCE, download, downloads.CLIP_FILES),
                            (downloads.check_arch, weights, arch, "CLIP score verifier"))
@@ -109,6 +118,9 @@ class LoadAestheticVerifier(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, clip_arch, clip_weights, head_weights, download=False):
         from ..verifiers.aesthetic import BACKBONE_SOURCE, HEAD_SOURCE
+
+        if (null := _null_choice(clip_arch=clip_arch, clip_weights=clip_weights, head_weights=head_weights)) is not True:
+            return null
 
         return _all_missing(
             (downloads.check, clip_weights, "aesthetic verifier", BACKBONE_SOURCE, download, (downloads.CLIP_L_OPENAI,)),
@@ -157,9 +169,14 @@ class LoadPreservationVerifier(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, backbone, dinov2_folder, clip_arch, clip_weights, download=False):
+    def validate_inputs(cls, backbone, dinov2_folder, clip_arch, clip_weights, download=False, aspect=""):
         from ..verifiers.clip_score import SOURCE
         from ..verifiers.preservation import DINO_SOURCE
+
+        null = _null_choice(aspect=aspect, backbone=backbone, dinov2_folder=dinov2_folder, clip_arch=clip_arch,
+                            clip_weights=clip_weights)
+        if null is not True:
+            return null
 
         if backbone == "dinov2":
             return first_error((downloads.check, dinov2_folder, "preservation verifier", DINO_SOURCE, download,
@@ -219,6 +236,9 @@ class LoadVLMJudgeVerifier(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, model_folder, aspects, download=False):
         from ..verifiers.vlm_judge import SOURCE
+
+        if (null := _null_choice(model_folder=model_folder)) is not True:
+            return null
 
         return first_error((parse_aspects, aspects),
                            (downloads.check, model_folder, "VLM judge", SOURCE, download, downloads.VLM_JUDGES, True))
@@ -299,6 +319,9 @@ class LoadPickScoreVerifier(io.ComfyNode):
     def validate_inputs(cls, model_folder, download=False):
         from ..verifiers.pickscore import SOURCE
 
+        if (null := _null_choice(model_folder=model_folder)) is not True:
+            return null
+
         return first_error((downloads.check, model_folder, "PickScore verifier", SOURCE, download,
                             (downloads.PICKSCORE,), True))
 
@@ -337,6 +360,9 @@ class LoadHPSv2Verifier(io.ComfyNode):
     def validate_inputs(cls, arch, weights, download=False):
         from ..verifiers.hpsv2 import SOURCE
 
+        if (null := _null_choice(arch=arch, weights=weights)) is not True:
+            return null
+
         hps = (downloads.HPS_V21, downloads.HPS_V2)
         return first_error((downloads.check, weights, "HPSv2 verifier", SOURCE, download, hps),
                            (downloads.check_arch, weights, arch, "HPSv2 verifier"))
@@ -373,6 +399,9 @@ class LoadImageRewardVerifier(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, model_folder, checkpoint, download=False):
         import os
+
+        if (null := _null_choice(model_folder=model_folder, checkpoint=checkpoint)) is not True:
+            return null
 
         from ..verifiers.imagereward import SOURCE
 
