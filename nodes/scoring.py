@@ -10,13 +10,13 @@ from comfy_api.latest import io
 
 from ..search.pool import Pool, SearchError, VerifierInfo
 from ..search.potential import compute_potentials, parse_weights
-from ..verifiers.base import Verifier
+from ..verifiers import protocol
 from .checks import first_error
 from .types import Candidates
 from .types import Verifier as VerifierSocket
 
 
-def _context(verifier: Verifier, prompt: str, reference: torch.Tensor | None) -> str:
+def _context(verifier, prompt: str, reference: torch.Tensor | None) -> str:
     h = hashlib.sha256(prompt.encode())
     if verifier.uses_reference and reference is not None:
         ref = reference.detach().to("cpu", torch.float32).contiguous()
@@ -26,12 +26,17 @@ def _context(verifier: Verifier, prompt: str, reference: torch.Tensor | None) ->
 
 
 def verifier_info(verifier, prompt: str, reference: torch.Tensor | None) -> VerifierInfo:
-    if not isinstance(verifier, Verifier):
-        raise SearchError(f"'verifier' is a {type(verifier).__name__}, not an EACPS verifier")
+    """What the pool records about a verifier. Any object providing the verifier protocol
+    (verifiers/protocol.py) is accepted, from this pack or another; anything else is refused with
+    a SearchError naming what it lacks."""
+    try:
+        protocol.check_verifier(verifier)
+    except protocol.VerifierError as e:
+        raise SearchError(str(e)) from e
     return VerifierInfo(verifier.identity, verifier.kind, tuple(verifier.aspects), _context(verifier, prompt, reference))
 
 
-def score_pool(pool: Pool, verifier: Verifier, prompt: str, reference: torch.Tensor | None = None) -> Pool:
+def score_pool(pool: Pool, verifier, prompt: str, reference: torch.Tensor | None = None) -> Pool:
     """Score every candidate this verifier has not scored under this prompt/reference, in one call."""
     info = verifier_info(verifier, prompt, reference)
     old = pool.verifier(info.identity)
@@ -41,7 +46,7 @@ def score_pool(pool: Pool, verifier: Verifier, prompt: str, reference: torch.Ten
         return pool
     images = torch.cat([c.image for c in todo])
     t0 = time.perf_counter()
-    result = verifier.score(images, prompt, reference)
+    result = protocol.score(verifier, images, prompt, reference)
     per = (time.perf_counter() - t0) / len(todo)
     scores = {c.id: {a: float(result.scores[a][i]) for a in info.aspects} for i, c in enumerate(todo)}
     return pool.with_scores(info, scores, {c.id: per for c in todo})

@@ -15,7 +15,6 @@ from ..search.grid import render_grid
 from ..search.pool import Pool, SearchError
 from ..search.potential import parse_weights
 from ..search.strategy import check_anneal, check_count, check_mode, check_strength
-from ..verifiers.base import Verifier
 from .checks import first_error
 from .sampling import Progress, SeedSearchGlobal, global_stage, make_setup, refine_stage
 from .scoring import apply_weights, score_pool, verifier_info
@@ -66,7 +65,7 @@ def _outputs() -> list:
     ]
 
 
-def _connected(kwargs: dict) -> list[Verifier]:
+def _connected(kwargs: dict) -> list:
     verifiers = [kwargs.get(name) for name in VERIFIER_SLOTS]
     verifiers = [v for v in verifiers if v is not None]
     if not verifiers:
@@ -74,7 +73,7 @@ def _connected(kwargs: dict) -> list[Verifier]:
     return verifiers
 
 
-def check_before_sampling(verifiers: list[Verifier], weights: str, prompt: str, reference) -> None:
+def check_before_sampling(verifiers: list, weights: str, prompt: str, reference) -> None:
     """Refuse, before any sampling, weights naming aspects no connected verifier produces, the same
     verifier connected twice, and a verifier that needs a reference without one."""
     infos = [verifier_info(v, prompt, reference) for v in verifiers]
@@ -95,7 +94,7 @@ def check_before_sampling(verifiers: list[Verifier], weights: str, prompt: str, 
         )
 
 
-def _evaluate(pool: Pool, verifiers: list[Verifier], prompt: str, reference, weights: str) -> Pool:
+def _evaluate(pool: Pool, verifiers: list, prompt: str, reference, weights: str) -> Pool:
     for v in verifiers:
         pool = score_pool(pool, v, prompt, reference)
     return apply_weights(pool, weights)

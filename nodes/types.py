@@ -2,7 +2,10 @@
 
 from comfy_api.latest import io
 
+from ..verifiers.protocol import SOCKET_TYPE
+
 # An immutable, growing pool of candidates with their sampling setup, scores and potentials.
 Candidates = io.Custom("EACPS_CANDIDATES")
-# A loaded verifier (eacps.verifiers.base.Verifier), output by the EACPS_Load*Verifier nodes.
-Verifier = io.Custom("EACPS_VERIFIER")
+# A loaded verifier: any object providing verifiers/protocol.py's protocol (this pack's loaders or
+# another pack's loader declaring the output type "EACPS_VERIFIER").
+Verifier = io.Custom(SOCKET_TYPE)

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from .base import VerifierError
+from .protocol import VerifierError
 
 FOLDER_KEY = "verifiers"
 EXTENSIONS = {".safetensors", ".pt", ".pth", ".bin"}
@@ -200,6 +200,22 @@ class Managed:
         mm.throw_exception_if_processing_interrupted()
         mm.load_models_gpu([self.patcher])
         return self.module
+
+
+def load_patchers(patchers: list, identity: str) -> None:
+    """Load a verifier's ModelPatchers onto ComfyUI's device before it scores (evicting others if
+    VRAM is short). Raises VerifierError if an entry is not a ComfyUI ModelPatcher."""
+    import comfy.model_management as mm
+    import comfy.model_patcher
+
+    bad = [type(p).__name__ for p in patchers if not isinstance(p, comfy.model_patcher.ModelPatcher)]
+    if bad:
+        raise VerifierError(
+            f"{identity}: 'patchers' must hold ComfyUI ModelPatchers (comfy.model_patcher.ModelPatcher), "
+            f"got {bad}. Wrap the verifier's torch module in a ModelPatcher, or leave 'patchers' empty"
+        )
+    mm.throw_exception_if_processing_interrupted()
+    mm.load_models_gpu(patchers)
 
 
 def manage(module: torch.nn.Module, dtype: torch.dtype | None = None) -> Managed:
