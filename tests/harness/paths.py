@@ -9,6 +9,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TEST_PACK = REPO_ROOT / "tests" / "comfy_test_pack"
 PACK_FOLDER_NAME = "eacps"
 TEST_PACK_FOLDER_NAME = "eacps_test_pack"
+LAB_PACK = REPO_ROOT / "lab" / "comfy_lab_pack"
+LAB_PACK_FOLDER_NAME = "eacps_lab"
 
 
 def comfyui_path() -> Path:
@@ -22,7 +24,7 @@ def comfyui_path() -> Path:
 
 
 def make_base_dir(base: Path, with_test_pack: bool = True) -> Path:
-    """A ComfyUI --base-directory holding only this pack (and the test pack) in custom_nodes.
+    """A ComfyUI --base-directory holding only this pack (and the test and lab packs) in custom_nodes.
 
     The host's own custom_nodes and models folders are left alone, so tests never touch a user's
     installation and never load the pack twice.
@@ -32,6 +34,7 @@ def make_base_dir(base: Path, with_test_pack: bool = True) -> Path:
     links = {PACK_FOLDER_NAME: REPO_ROOT}
     if with_test_pack:
         links[TEST_PACK_FOLDER_NAME] = TEST_PACK
+        links[LAB_PACK_FOLDER_NAME] = LAB_PACK
     for name, target in links.items():
         link = base / "custom_nodes" / name
         if not link.exists():
