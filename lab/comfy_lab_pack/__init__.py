@@ -1,9 +1,15 @@
-"""PROVISIONAL (judges branch): registers the judge and NFE nodes until the world branch's pack lands."""
+"""EACPS lab pack: the lab world's trained text-to-image model (and its judges) as ComfyUI nodes.
 
-from .judge_nodes import NODE_CLASS_MAPPINGS as _JUDGE
-from .judge_nodes import NODE_DISPLAY_NAME_MAPPINGS as _JUDGE_NAMES
-from .nfe_nodes import NODE_CLASS_MAPPINGS as _NFE
-from .nfe_nodes import NODE_DISPLAY_NAME_MAPPINGS as _NFE_NAMES
+Installed into a ComfyUI host only by the tests, the demo and the benchmarks (tests/harness/paths.py
+make_base_dir), never by the product pack. Each node module adds its mappings below.
+"""
 
-NODE_CLASS_MAPPINGS = {**_JUDGE, **_NFE}
-NODE_DISPLAY_NAME_MAPPINGS = {**_JUDGE_NAMES, **_NFE_NAMES}
+from __future__ import annotations
+
+from . import judge_nodes, nfe_nodes, world_nodes
+
+NODE_CLASS_MAPPINGS: dict = {}
+NODE_DISPLAY_NAME_MAPPINGS: dict = {}
+for _module in (world_nodes, judge_nodes, nfe_nodes):
+    NODE_CLASS_MAPPINGS.update(_module.NODE_CLASS_MAPPINGS)
+    NODE_DISPLAY_NAME_MAPPINGS.update(_module.NODE_DISPLAY_NAME_MAPPINGS)

@@ -13,7 +13,7 @@ TEST_PACK_FOLDER_NAME = "eacps_test_pack"
 THIRD_PARTY_PACK = REPO_ROOT / "tests" / "third_party_pack"
 THIRD_PARTY_PACK_FOLDER_NAME = "third_party_verifier_pack"
 LAB_PACK = REPO_ROOT / "lab" / "comfy_lab_pack"
-LAB_PACK_FOLDER_NAME = "eacps_lab_pack"
+LAB_PACK_FOLDER_NAME = "eacps_lab"
 
 
 def comfyui_path() -> Path:
@@ -27,8 +27,8 @@ def comfyui_path() -> Path:
 
 
 def make_base_dir(base: Path, with_test_pack: bool = True) -> Path:
-    """A ComfyUI --base-directory holding only this pack (and the test packs: ours and a third
-    party's) in custom_nodes.
+    """A ComfyUI --base-directory holding only this pack (and the test packs: ours, a third
+    party's, and the lab pack) in custom_nodes.
 
     The host's own custom_nodes and models folders are left alone, so tests never touch a user's
     installation and never load the pack twice.
