@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import fnmatch
 import json
 import logging
 import math
@@ -437,6 +438,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--shard", default="0/1", help="K/S: run prompts with index %% S == K (run S processes, one per "
                                                     "core, then --report-only); records go to <out>/cases-K-of-S.jsonl "
                                                     "and a rerun skips prompts already recorded")
+    ap.add_argument("--methods", default="", help="comma-separated shell patterns of method names to run (default "
+                                                   "all); e.g. 'best_of_*,eacps_slerp0.6_8+1x3x4'")
     ap.add_argument("--report-only", action="store_true", help="write the report from the records in --out")
     ap.add_argument("--out", type=Path, help="results folder (default bench/results/quality-cpu-<n>core; "
                                              "--quick: bench/results/tmp/quality-quick)")
@@ -447,7 +450,7 @@ def settings_of(args: argparse.Namespace) -> dict:
     quick = args.quick
     return {"quick": quick, "prompts": args.prompts or (3 if quick else 100), "pool": args.pool or (4 if quick else 64),
             "steps": args.steps or (4 if quick else 20), "cfg": args.cfg, "seed_base": args.seed_base,
-            "max_sub_batch": args.max_sub_batch, "model_name": args.model}
+            "max_sub_batch": args.max_sub_batch, "model_name": args.model, "methods_selected": args.methods}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -459,6 +462,11 @@ def main(argv: list[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     k, shards = (int(v) for v in args.shard.split("/"))
     methods = (quick_methods if args.quick else standard_methods)(cfg["pool"])
+    if args.methods:
+        patterns = [p.strip() for p in args.methods.split(",") if p.strip()]
+        methods = [m for m in methods if any(fnmatch.fnmatchcase(m.name, p) for p in patterns)]
+        if not methods:
+            raise SystemExit(f"--methods {args.methods!r} selects none of the table's methods")
     names = [m.name for m in methods]
     if len(set(names)) != len(names):
         raise SystemExit(f"method names must be unique: {names}")

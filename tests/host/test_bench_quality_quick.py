@@ -24,11 +24,17 @@ def test_quality_quick_writes_the_curve_and_the_comparisons(tmp_path):
                           capture_output=True, text=True, env=env, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
-    assert {"meta", "settings", "methods", "per_prompt", "pools"} <= set(results)
+    assert {"meta", "settings", "methods", "total_wall_s", "total_cpu_s"} <= set(results)
     assert "command" in results["meta"]
     s = results["settings"]
     methods = results["methods"]
     pool, steps = s["pool"], s["model"]["steps"]
+    records = [json.loads(line) for line in (tmp_path / "cases-0-of-1.jsonl").read_text().splitlines()]
+    assert [r["index"] for r in records] == list(range(s["prompts"]))
+    for r in records:
+        assert len(r["pool"]["v"]) == len(r["pool"]["e"]) == len(r["pool"]["seeds"]) == pool
+        assert r["pool"]["seeds"][0] == r["seed"]  # candidate 0 is the prompt's own seed
+        assert set(r["outcomes"]) == set(methods)
     assert {f"best_of_{n}" for n in range(1, pool + 1)} <= set(methods)
     searches = [r for r in methods.values() if r["family"] == "eacps"]
     assert searches
