@@ -54,7 +54,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from harness.inprocess import InProcessComfy  # noqa: E402
-from harness.paths import make_base_dir  # noqa: E402
+from harness.paths import comfyui_path, make_base_dir  # noqa: E402
 
 NFE_KEY = "quality"
 SAMPLER_NODES = ("pool", "search")
@@ -335,8 +335,24 @@ def run_case(bench: Bench, methods: list[Method], case: Case) -> dict:
 # --------------------------------------------------------------------------------- output
 
 
+def _world():
+    """lab/world.py (prompt lists only) without booting ComfyUI: the copy the lab pack loads, if
+    it is loaded, else the file itself."""
+    if "eacps_lab_world" in sys.modules:
+        return sys.modules["eacps_lab_world"]
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("eacps_lab_world", REPO / "lab" / "world.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def meta(argv: list[str], threads: int) -> dict:
-    import comfyui_version  # ComfyUI's own version module, on sys.path once the host booted
+    if str(comfyui_path()) not in sys.path:
+        sys.path.append(str(comfyui_path()))
+    import comfyui_version  # ComfyUI's own version module (a plain file in its root)
 
     try:
         commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -400,11 +416,12 @@ def plot(results: dict, path: Path) -> None:
     ax.fill_between(x, y - se, y + se, color="grey", alpha=0.25, linewidth=0)
     others = [(name, r) for name, r in rows.items() if r["family"] != "best_of_n"]
     colours = plt.cm.tab10(np.linspace(0, 1, max(len(others), 1)))
-    for (name, r), c in zip(others, colours, strict=False):
-        ax.errorbar(r["mean_nfe"], r["mean_e"], yerr=r["se_e"], fmt="s", color=c, capsize=3, label=name)
+    for j, ((name, r), c) in enumerate(zip(others, colours, strict=False)):
+        nudge = 2 ** (0.05 * (j - (len(others) - 1) / 2))  # methods at equal NFE drawn slightly apart
+        ax.errorbar(r["mean_nfe"] * nudge, r["mean_e"], yerr=r["se_e"], fmt="s", color=c, capsize=3, label=name)
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("model evaluations (NFE) per prompt, measured")
-    ax.set_ylabel("held-out E (fraction of prompts passed)")
+    ax.set_xlabel("model evaluations (NFE) per prompt, measured (equal-NFE markers nudged apart)")
+    ax.set_ylabel("held-out E (fraction passed), +- 1 SE")
     ax.set_title(f"Lab world, {results['settings']['prompts']} held-out prompts")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
@@ -471,12 +488,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(set(names)) != len(names):
         raise SystemExit(f"method names must be unique: {names}")
     torch.set_num_threads(args.threads)
-    base = make_base_dir(Path(tempfile.mkdtemp(prefix="eacps_quality_")))
-    comfy = InProcessComfy(base, cpu=True)
-    logging.getLogger().setLevel(logging.ERROR)
     spec = SPECS[args.model](cfg["steps"], cfg["cfg"])
-    bench = Bench(comfy, spec, cfg["pool"], args.max_sub_batch)
-    prompts = bench.world.benchmark_prompts()
+    prompts = _world().benchmark_prompts()
     if cfg["prompts"] > len(prompts):
         raise SystemExit(f"--prompts {cfg['prompts']}: the world holds out {len(prompts)} prompts")
     cases = [Case(i, p, args.seed_base + i) for i, p in enumerate(prompts[:cfg["prompts"]])]
@@ -493,6 +506,10 @@ def main(argv: list[str] | None = None) -> int:
     settings_file.write_text(json.dumps(settings, indent=1) + "\n")
 
     if not args.report_only:
+        base = make_base_dir(Path(tempfile.mkdtemp(prefix="eacps_quality_")))
+        comfy = InProcessComfy(base, cpu=True)
+        logging.getLogger().setLevel(logging.ERROR)
+        bench = Bench(comfy, spec, cfg["pool"], args.max_sub_batch)
         path = out_dir / f"cases-{k}-of-{shards}.jsonl"
         done = {json.loads(line)["index"] for line in path.read_text().splitlines()} if path.is_file() else set()
         todo = [c for c in cases if c.index % shards == k and c.index not in done]
