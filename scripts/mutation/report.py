@@ -59,7 +59,7 @@ def mutated_line(work: Path, filename: str, line: str, index: int, line_number: 
     return before[i].strip(), (after[i].strip() if len(after) == len(before) else "(line removed)")
 
 
-def folder_results(work: Path, equivalents: dict) -> dict:
+def folder_results(work: Path, equivalents: dict, sample: int | None = None) -> dict:
     db = work / ".mutmut-cache"
     if not db.exists():
         return {}
@@ -74,7 +74,7 @@ def folder_results(work: Path, equivalents: dict) -> dict:
         if status in ("skipped", "untested"):
             if mutmut_config.UI_TEXT.search(line):
                 counts["UI text"] += 1
-            elif not mutmut_config.in_sample(filename, line, index):
+            elif not mutmut_config.in_sample(filename, line, index, sample or mutmut_config.SAMPLE):
                 counts["not sampled"] += 1
             else:
                 counts["not run"] += 1  # in the sample, not reached (yet)
@@ -97,6 +97,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--sample", action="append", default=[], metavar="FOLDER=K",
+                        help="the EACPS_MUTATION_SAMPLE a folder was run with (default: the environment's)")
     parser.add_argument("folders", nargs="+")
     opts = parser.parse_args()
     equivalents = load_equivalents(opts.out / "equivalent.tsv")
@@ -104,7 +106,8 @@ def main() -> int:
                "|---|---|---|---|---|---|---|---|---|---|---|"]
     listing = []
     for folder in opts.folders:
-        res = folder_results(opts.work / folder, equivalents)
+        samples = dict(item.split("=") for item in opts.sample)
+        res = folder_results(opts.work / folder, equivalents, int(samples.get(folder, 0)) or None)
         if not res:
             print(f"{folder}/: no results (run ./scripts/mutation.sh {folder})")
             continue

@@ -241,3 +241,25 @@ def test_weights_accept_names_with_kind_and_number():
     assert parse_weights("clip_score.clip_score=1, vlm_judge#2.realism: 0.5, a-b=2") == {
         "clip_score.clip_score": 1.0, "vlm_judge#2.realism": 0.5, "a-b": 2.0}
     assert parse_weights("x=0, y=1e-3") == {"x": 0.0, "y": 0.001}
+
+
+def test_report_by_hand():
+    from eacps.search.report import build_report, report_json
+
+    pool, info = scored({0: 2.0, 1: 6.0})
+    pool = pool.with_potentials({0: 1.0, 1: 3.0}, {"a": 0.5}).with_elites((1,))
+    report = build_report(pool, 1, {"steps": 4})
+    assert report == {
+        "pool_id": pool.pool_id, "winner": 1, "winner_seed": 11, "budget": pool.budget(), "weights": {"a": 0.5},
+        "scores": {"a": {"verifier": "v1", "aspect": "a"}}, "elites": [1], "setup": {"steps": 4},
+        "candidates": [
+            {"id": 0, "seed": 10, "recipe": {"mode": "seed", "seed": 10}, "generation": 0, "parent": None,
+             "scores": {"a": 2.0}, "potential": 1.0, "elite": False, "timings": {"score:v1": 0.5}},
+            {"id": 1, "seed": 11, "recipe": {"mode": "seed", "seed": 11}, "generation": 0, "parent": None,
+             "scores": {"a": 6.0}, "potential": 3.0, "elite": True, "timings": {"score:v1": 0.5}},
+        ],
+    }
+    assert build_report(pool.with_elites(()), 0)["setup"] == {} and build_report(Pool(setup=None, k_global=1).add(
+        to_candidates(Pool(setup=None, k_global=1), proposals([3]))), 0)["weights"] is None
+    with pytest.raises(ValueError):
+        report_json(pool.with_potentials({0: float("nan"), 1: 1.0}, {"a": 1.0}), 1)  # NaN is not JSON

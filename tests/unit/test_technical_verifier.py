@@ -54,3 +54,12 @@ def test_an_images_score_does_not_depend_on_the_rest_of_its_batch():
                 single = v.score(other, "")
                 assert together.scores["exposure"][k].item() == pytest.approx(single.scores["exposure"].item(),
                                                                               abs=1e-9)
+
+
+def test_size_is_checked_and_names_the_verifier():
+    for bad in (-1, True, 1.5, "512"):
+        with pytest.raises(ValueError, match=r"^size = .*: use 0 \(native\) or a positive number of pixels$"):
+            TechnicalQualityVerifier(bad)
+    # the identity keys the score cache and names the verifier in reports: a stable, versioned name
+    assert TechnicalQualityVerifier(64).identity == "technical-v1-size64"
+    assert TechnicalQualityVerifier(0).identity == "technical-v1-size0"

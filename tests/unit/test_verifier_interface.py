@@ -45,3 +45,12 @@ def test_bad_image_layout_raises():
 def test_linear_mapping_endpoints():
     raw = torch.tensor([-1.0, 0.0, 0.5, 1.0, 2.0])
     assert linear_to_score(raw, 0.0, 1.0).tolist() == [0.0, 0.0, 5.0, 10.0, 10.0]
+
+
+def test_an_unknown_open_clip_architecture_is_refused_before_loading(tmp_path):
+    from eacps.verifiers.openclip import OpenClipBackbone
+
+    missing = str(tmp_path / "never_read.safetensors")
+    with pytest.raises(VerifierError, match=r"^CLIP score verifier: 'ViT-Nope' is not an open_clip architecture; "
+                                            r"choose one of open_clip.list_models\(\) \(e.g. ViT-B-32"):
+        OpenClipBackbone("ViT-Nope", missing, "CLIP score verifier")
