@@ -231,3 +231,25 @@ def render_scene(prompt: str, rng: np.random.Generator) -> tuple[np.ndarray, lis
 def render(prompt: str, rng: np.random.Generator) -> np.ndarray:
     """A random picture of ``prompt``: uint8 [64, 64, 3] RGB (see ``render_scene``)."""
     return render_scene(prompt, rng)[0]
+
+
+def pixel_objects(image: np.ndarray, tolerance: float = 80.0, min_pixels: int = 20) -> list[SceneObject]:
+    """Objects in a uint8 [64, 64, 3] picture by pixel colour: pixels within ``tolerance`` (RGB
+    distance) of a palette colour, connected components of at least ``min_pixels`` pixels, shape
+    from the component's fill ratio of its bounding box (> 0.88 square, > 0.64 circle, else
+    triangle; a disc fills pi/4 = 0.785, a triangle 1/2). Exact on renders; on generated pictures
+    a quick heuristic only (the lab's held-out evaluator is judge E, a trained model)."""
+    from scipy import ndimage
+
+    found = []
+    px = image.astype(np.float32)
+    for name, rgb in COLOURS.items():
+        labels, n = ndimage.label(np.linalg.norm(px - np.array(rgb, np.float32), axis=-1) < tolerance)
+        for k in range(1, n + 1):
+            ys, xs = np.nonzero(labels == k)
+            if len(xs) < min_pixels:
+                continue
+            fill = len(xs) / ((xs.max() - xs.min() + 1) * (ys.max() - ys.min() + 1))
+            shape = "square" if fill > 0.88 else "circle" if fill > 0.64 else "triangle"
+            found.append(SceneObject(name, shape, float(xs.mean()), float(ys.mean())))
+    return found

@@ -11,7 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .paths import PACK_FOLDER_NAME, TEST_PACK_FOLDER_NAME, THIRD_PARTY_PACK_FOLDER_NAME, comfyui_path
+from .paths import (
+    LAB_PACK_FOLDER_NAME,
+    PACK_FOLDER_NAME,
+    TEST_PACK_FOLDER_NAME,
+    THIRD_PARTY_PACK_FOLDER_NAME,
+    comfyui_path,
+)
 
 
 class _EventSink:
@@ -92,7 +98,8 @@ class InProcessComfy:
             self.sink, cache_type=execution.CacheType.CLASSIC, cache_args={"lru": 0, "ram": 0}
         )
         missing = [
-            name for name in (PACK_FOLDER_NAME, TEST_PACK_FOLDER_NAME, THIRD_PARTY_PACK_FOLDER_NAME)
+            name for name in (PACK_FOLDER_NAME, TEST_PACK_FOLDER_NAME, THIRD_PARTY_PACK_FOLDER_NAME,
+                              LAB_PACK_FOLDER_NAME)
             if name not in nodes.LOADED_MODULE_DIRS
         ]
         if missing:

@@ -12,6 +12,8 @@ TEST_PACK_FOLDER_NAME = "eacps_test_pack"
 # Another author's pack offering a verifier through the duck-typed protocol (it imports nothing of ours).
 THIRD_PARTY_PACK = REPO_ROOT / "tests" / "third_party_pack"
 THIRD_PARTY_PACK_FOLDER_NAME = "third_party_verifier_pack"
+LAB_PACK = REPO_ROOT / "lab" / "comfy_lab_pack"
+LAB_PACK_FOLDER_NAME = "eacps_lab"
 
 
 def comfyui_path() -> Path:
@@ -25,8 +27,8 @@ def comfyui_path() -> Path:
 
 
 def make_base_dir(base: Path, with_test_pack: bool = True) -> Path:
-    """A ComfyUI --base-directory holding only this pack (and the test packs: ours and a third
-    party's) in custom_nodes.
+    """A ComfyUI --base-directory holding only this pack (and the test packs: ours, a third
+    party's and the lab's) in custom_nodes.
 
     The host's own custom_nodes and models folders are left alone, so tests never touch a user's
     installation and never load the pack twice.
@@ -37,6 +39,7 @@ def make_base_dir(base: Path, with_test_pack: bool = True) -> Path:
     if with_test_pack:
         links[TEST_PACK_FOLDER_NAME] = TEST_PACK
         links[THIRD_PARTY_PACK_FOLDER_NAME] = THIRD_PARTY_PACK
+        links[LAB_PACK_FOLDER_NAME] = LAB_PACK
     for name, target in links.items():
         link = base / "custom_nodes" / name
         if not link.exists():

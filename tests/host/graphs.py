@@ -18,6 +18,17 @@ def base_nodes(width: int = 64, height: int = 64, batch_size: int = 1, text: str
     }
 
 
+def lab_base_nodes(text: str, batch_size: int = 1) -> dict:
+    """base_nodes on the lab world's trained model (lab/comfy_lab_pack): same node ids, 64x64."""
+    return {
+        "model": {"class_type": "EACPSLab_LoadModel", "inputs": {}},
+        "pos": {"class_type": "EACPSLab_TextEncode", "inputs": {"text": text}},
+        "neg": {"class_type": "EACPSLab_TextEncode", "inputs": {"text": ""}},
+        "latent": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": batch_size}},
+        "vae": {"class_type": "EACPSLab_LoadVAE", "inputs": {}},
+    }
+
+
 def sampler_settings(seed: int = 1, steps: int = 4, cfg: float = 5.0, sampler_name: str = "euler",
                      scheduler: str = "normal", denoise: float = 1.0) -> dict:
     return {"seed": seed, "steps": steps, "cfg": cfg, "sampler_name": sampler_name,

@@ -99,3 +99,12 @@ def test_satisfies_hand_made_cases():
                                 ("green", "triangle", 50, 50)], p)
     assert world.satisfies([("green", "square", 32, 50), ("green", "triangle", 32, 10)],
                            "a green square below a green triangle")
+
+
+def test_pixel_objects_reads_renders_back_exactly():
+    rng = np.random.default_rng(3)
+    for p in world.all_prompts()[::11]:
+        image, objects = world.render_scene(p, rng)
+        found = world.pixel_objects(image)
+        assert sorted((o.colour, o.shape) for o in found) == sorted((o.colour, o.shape) for o in objects), p
+        assert world.satisfies(found, p)
