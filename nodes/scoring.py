@@ -10,6 +10,7 @@ import comfy.model_management
 import torch
 from comfy_api.latest import io
 
+from ..search.budget import Ledger
 from ..search.pool import Pool, SearchError, VerifierInfo
 from ..search.potential import compute_potentials, parse_weights
 from ..verifiers import protocol
@@ -50,7 +51,7 @@ def score_pool(pool: Pool, verifier, prompt: str, reference: torch.Tensor | None
     info = verifier_info(verifier, prompt, reference)
     old = pool.verifier(info.identity)
     fresh = old is not None and old.context != info.context
-    todo = [c for c in pool.candidates if c.valid and (fresh or not c.scored_by(info.identity))]
+    todo = [c for c in pool.candidates if c.valid and not c.pruned and (fresh or not c.scored_by(info.identity))]
     broken = {c.id: "its decoded image has non-finite pixels" for c in todo if not torch.isfinite(c.image).all()}
     if broken:
         pool = pool.with_invalid(broken)
@@ -63,7 +64,8 @@ def score_pool(pool: Pool, verifier, prompt: str, reference: torch.Tensor | None
         result = protocol.score(verifier, images, prompt, reference)
     except protocol.NonFiniteScores as e:
         result = e.result
-    per = (time.perf_counter() - t0) / len(todo)
+    seconds = time.perf_counter() - t0
+    per = seconds / len(todo)
     scores, bad = {}, {}
     for i, c in enumerate(todo):
         values = {a: float(result.scores[a][i]) for a in info.aspects}
@@ -72,7 +74,8 @@ def score_pool(pool: Pool, verifier, prompt: str, reference: torch.Tensor | None
             bad[c.id] = f"{info.identity} gave a non-finite '{nonfinite[0]}' score ({values[nonfinite[0]]})"
         else:
             scores[c.id] = values
-    return pool.with_invalid(bad).with_scores(info, scores, {cid: per for cid in scores})
+    cost = Ledger(verifier_calls=1, verifier_images=len(todo), scoring_s=seconds)
+    return pool.with_invalid(bad).with_scores(info, scores, {cid: per for cid in scores}).spend(cost)
 
 
 def apply_weights(pool: Pool, weights: str) -> Pool:

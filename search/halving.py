@@ -85,7 +85,7 @@ class SuccessiveHalving:
     """The screening rungs of one stage of ``n`` candidates sampled with ``steps`` steps.
 
     ask() gives the next rung's work (empty once screening is over); tell(potentials) takes one
-    preview potential per asked Advance, in order. Then ``survivors()`` are the slots to finish, best
+    preview potential per asked Advance, in order (None for an invalid preview: ranked last). Then ``survivors()`` are the slots to finish, best
     preview first, and ``finish(slot)`` the Advance that finishes one.
     """
 
@@ -114,12 +114,13 @@ class SuccessiveHalving:
     def tell(self, potentials) -> None:
         if self._asked is None:
             raise SearchError("nothing was asked")
-        values = [float(u) for u in potentials]
+        values = [None if u is None else float(u) for u in potentials]
         if len(values) != len(self._asked):
             raise SearchError(f"told {len(values)} preview potentials for {len(self._asked)} candidates")
-        if not all(math.isfinite(u) for u in values):
-            raise SearchError(f"preview potentials must be finite, got {values}")
-        ranked = sorted(zip(values, (a.slot for a in self._asked), strict=True), key=lambda us: (-us[0], us[1]))
+        if not all(u is None or math.isfinite(u) for u in values):
+            raise SearchError(f"preview potentials must be finite (None: an invalid preview), got {values}")
+        ranked = sorted(zip(values, (a.slot for a in self._asked), strict=True),
+                        key=lambda us: (us[0] is None, -(us[0] or 0.0), us[1]))
         n_keep = max(1, math.ceil(self.screening.keep * len(ranked)))
         kept = {slot for _, slot in ranked[:n_keep]}
         step = self.screening.rungs[self.rung]

@@ -35,7 +35,7 @@ class Screen:
 
     step: int
     kind: str
-    potential: float
+    potential: float | None  # None: the preview was invalid (non-finite), ranked last
     kept: bool
 
 

@@ -48,12 +48,14 @@ class Task:
 class Outcome:
     """state: the latent after ``stop`` ([1, ...] CPU tensor; at the end of the schedule the final
     latent). image: the decoded IMAGE [1, H, W, 3] (None for decode "none"). nfe: denoiser calls
-    this candidate took part in. seconds: (what, seconds) shares of this candidate."""
+    this candidate took part in. seconds: (what, seconds) shares of this candidate. invalid: why
+    it cannot compete (a NaN latent or decode), else None."""
 
     state: Any
     image: Any
     nfe: float
     seconds: tuple[tuple[str, float], ...] = ()
+    invalid: str | None = None  # why it cannot compete (non-finite latent or pixels), or None
 
 
 class Runner(Protocol):
@@ -107,12 +109,12 @@ def run_stage(pool: Pool, proposals: list[Proposal], round_: Round | None, runne
         scratch = Pool(setup=pool.setup, k_global=len(tasks), verifiers=pool.verifiers, weights=pool.weights)
         scratch = scratch.add([
             Candidate(id=i, recipe=proposals[a.slot].recipe, generation=proposals[a.slot].generation, parent=None,
-                      image=o.image)
+                      image=o.image, invalid=o.invalid)
             for i, (a, o) in enumerate(zip(work, outcomes, strict=True))
         ])
         scored = evaluate(scratch)
         spent += scored.ledger
-        plan.tell([c.potential for c in scored.candidates])
+        plan.tell([c.potential for c in scored.candidates])  # None (invalid preview) ranks last
         for a, o in zip(work, outcomes, strict=True):
             states[a.slot] = o.state
             prev = previews.get(a.slot)
@@ -141,7 +143,7 @@ def run_stage(pool: Pool, proposals: list[Proposal], round_: Round | None, runne
             prev = previews.get(f.slot)
             (c,) = to_candidates(pool, [proposals[f.slot]], image=[o.image], latent=[o.state])
             new.append(replace(
-                c, id=c.id + len(new), screens=tuple(plan.screens[f.slot]),
+                c, id=c.id + len(new), screens=tuple(plan.screens[f.slot]), invalid=o.invalid,
                 nfe=o.nfe + (prev.nfe if prev else 0.0), timings=(prev.seconds if prev else ()) + o.seconds,
             ))
         pool = pool.add(new, None if added_round else round_)
@@ -169,7 +171,7 @@ def _add_pruned(pool: Pool, proposals: list[Proposal], plan: SuccessiveHalving, 
         o = previews[slot]
         (c,) = to_candidates(pool, [proposals[slot]], image=[o.image])
         pruned.append(replace(c, id=c.id + len(pruned), screens=tuple(plan.screens[slot]), nfe=o.nfe,
-                              timings=o.seconds))
+                              timings=o.seconds, invalid=o.invalid))
     if pruned:
         pool = pool.add(pruned, None if added_round else round_)
     return pool
