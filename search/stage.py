@@ -119,7 +119,7 @@ def run_stage(pool: Pool, proposals: list[Proposal], round_: Round | None, runne
             states[a.slot] = o.state
             prev = previews.get(a.slot)
             previews[a.slot] = replace(o, nfe=o.nfe + (prev.nfe if prev else 0.0),
-                                       seconds=(prev.seconds if prev else ()) + o.seconds)
+                                       seconds=_merge_seconds(prev.seconds if prev else (), o.seconds))
     pool = pool.spend(spent)
 
     survivors = plan.survivors()
@@ -144,7 +144,7 @@ def run_stage(pool: Pool, proposals: list[Proposal], round_: Round | None, runne
             (c,) = to_candidates(pool, [proposals[f.slot]], image=[o.image], latent=[o.state])
             new.append(replace(
                 c, id=c.id + len(new), screens=tuple(plan.screens[f.slot]), invalid=o.invalid,
-                nfe=o.nfe + (prev.nfe if prev else 0.0), timings=(prev.seconds if prev else ()) + o.seconds,
+                nfe=o.nfe + (prev.nfe if prev else 0.0), timings=_merge_seconds(prev.seconds if prev else (), o.seconds),
             ))
         pool = pool.add(new, None if added_round else round_)
         added_round = True
@@ -152,6 +152,14 @@ def run_stage(pool: Pool, proposals: list[Proposal], round_: Round | None, runne
             pool = evaluate(pool)
 
     return _add_pruned(pool, proposals, plan, previews, round_, added_round)
+
+
+def _merge_seconds(a: tuple, b: tuple) -> tuple:
+    """(what, seconds) pairs of two runs of one candidate: seconds add up; "sub_batch" is the last run's."""
+    out = dict(a)
+    for k, v in b:
+        out[k] = v if k == "sub_batch" else out.get(k, 0.0) + v
+    return tuple(out.items())
 
 
 def _affordable(stop: StopRule, spent: Ledger, candidate_steps: int) -> bool:
