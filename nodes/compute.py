@@ -42,7 +42,10 @@ def compute_inputs() -> list:
 
 def compute_options(steps: int, stop_at_potential=0.0, plateau=0, max_nfe=0, prune_steps="", prune_keep=0.5,
                     prune_kind="chain") -> tuple[Screening, StopRule]:
-    """The widgets as a Screening and a StopRule; raises SearchError saying what to change."""
+    """The widgets as a Screening and a StopRule; raises SearchError saying what to change. None (an
+    optional input left out) means the default."""
+    prune_keep = 0.5 if prune_keep is None else prune_keep
+    prune_kind = "chain" if prune_kind is None else prune_kind
     screening = Screening(rungs=parse_rungs(prune_steps or ""), keep=float(prune_keep), kind=prune_kind)
     screening.check(int(steps))
     target = float(stop_at_potential or 0.0)

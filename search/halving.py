@@ -39,7 +39,7 @@ class Screening:
 
     def check(self, steps: int) -> None:
         if self.kind not in KINDS:
-            raise SearchError(f"screening kind = {self.kind!r}: use one of {', '.join(KINDS)}")
+            raise SearchError(f"prune_kind = {self.kind!r}: use one of {', '.join(KINDS)}")
         if not self.rungs:
             return
         if not (isinstance(self.keep, (int, float)) and math.isfinite(self.keep) and 0.0 < self.keep < 1.0):

@@ -63,7 +63,7 @@ def test_without_rungs_every_candidate_runs_the_whole_schedule():
     (Screening(rungs=(10, 4)), "increasing"),
     (Screening(rungs=(0,)), "increasing"),
     (Screening(rungs=(20,)), "below the 20"),
-    (Screening(rungs=(4,), kind="beam"), "kind"),
+    (Screening(rungs=(4,), kind="beam"), "prune_kind"),
 ])
 def test_bad_screening_is_refused_with_what_to_change(screening, message):
     with pytest.raises(SearchError, match=message):
