@@ -1,9 +1,9 @@
-"""Stage 1 and stage 2 sampling nodes, and the batched sampling engine they share.
+"""Stage 1 and stage 2 sampling nodes, and the two stages they share with the one-node searches.
 
-The engine runs candidates through ComfyUI's own ``comfy.sample.sample`` (the KSampler path) in
-sub-batches, each candidate with its own recipe's noise stacked into the batch, and decodes each
-sub-batch with the given VAE. One ProgressBar covers candidates x steps; the sampler callback sends
-previews and checks Cancel at every step.
+A stage asks its strategy for proposals and runs them through search/stage.py's driver on the
+local runner (nodes/runner.py: ComfyUI's own ``comfy.sample.sample``, the KSampler path, in
+sub-batches, each candidate with its own recipe's noise stacked into the batch, decoded with the
+given VAE, cost counted). One ProgressBar covers candidates x steps.
 
 Batch independence: every candidate's result equals a stock batch-1 run with its seed (a stock
 KSampler for plain seeds, SamplerCustomAdvanced with our NOISE output for any candidate) within
@@ -15,20 +15,18 @@ noise-injecting ones (ancestral, SDE, ddpm, lcm, ...) get per-candidate per-step
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
-import comfy.model_management
 import comfy.sample
 import comfy.samplers
-import comfy.utils
-import latent_preview
 import torch
 from comfy_api.latest import io
 
-from ..search.noise import NoiseRecipe, make_noise
+from ..search.halving import Screening, SuccessiveHalving
 from ..search.pool import Pool, SearchError
+from ..search.stage import run_stage
+from ..search.stopping import StopRule
 from ..search.strategy import (
     GlobalExploration,
     LocalRefinement,
@@ -38,10 +36,11 @@ from ..search.strategy import (
     check_seed,
     check_strength,
     stage_rng,
-    to_candidates,
 )
 from . import noise_sources
 from .checks import first_error
+from .compute import check_compute, compute_inputs, compute_options, screen_evaluator, screen_inputs
+from .runner import LocalRunner, Progress, decode, decode_problem  # noqa: F401  (decode: selection.py uses it)
 from .types import Candidates
 
 
@@ -103,104 +102,29 @@ def prepare_latent(model, latent: dict) -> dict:
     return out
 
 
-class Progress:
-    """One ComfyUI progress bar over ``total`` units (sampler steps, and candidates scored where a
-    search counts them), shared by every sampling and scoring call of a search (the one-node search
-    runs several stages under one bar)."""
-
-    def __init__(self, total: int):
-        self.total = int(total)
-        self.done = 0
-        self.pbar = comfy.utils.ProgressBar(self.total)
-
-    def update(self, done: int, preview=None) -> None:
-        self.pbar.update_absolute(min(self.total, done), self.total, preview)
-
-    def advance(self, units: int, preview=None) -> None:
-        """Count ``units`` more of work that is not a sampler step (e.g. candidates scored)."""
-        self.done += int(units)
-        self.update(self.done, preview)
+def global_stage(setup: SamplingSetup, k_global: int, progress: Progress | None = None, evaluate=None,
+                 screening: Screening | None = None, stop: StopRule | None = None) -> Pool:
+    """Stage 1: K_global plain seeds, candidate 0 = the user's seed; the RNG is seeded by (seed, 0).
+    ``evaluate`` (pool -> scored pool), ``screening`` and ``stop``: see search/stage.py."""
+    strategy = GlobalExploration(k_global, setup.seed, stage_rng(setup.seed, 0))
+    pool = Pool(setup=setup, k_global=int(k_global))
+    if progress is None:
+        progress = Progress(SuccessiveHalving(k_global, setup.steps, screening or Screening()).planned_steps())
+    return run_stage(pool, strategy.ask(), None, LocalRunner(setup, progress), evaluate, screening, stop,
+                     setup.sub_batch)
 
 
-def decode(vae, samples: torch.Tensor) -> torch.Tensor:
-    """VAE-decode latents as the stock VAEDecode node does -> IMAGE [B, H, W, 3] float32 on the CPU."""
-    with torch.inference_mode():  # as ComfyUI runs nodes; also when called outside a prompt
-        images = vae.decode(samples)
-    if images.ndim == 5:
-        if images.shape[1] != 1:
-            raise SearchError(f"the VAE decoded {images.shape[1]} frames per candidate; EACPS searches single images")
-        images = images[:, 0]
-    return images.to("cpu", torch.float32)
-
-
-def decode_problem(image: torch.Tensor, latent: torch.Tensor) -> str | None:
-    """Why a sampled candidate cannot compete (non-finite latent or pixels), or None."""
-    bad_latent = int((~torch.isfinite(latent)).sum())
-    if bad_latent:
-        return (f"the sampler produced {bad_latent} non-finite latent values (NaN/inf): the model diverged "
-                "(cfg too high, or fp16 overflow: try --bf16-unet / --fp32-unet)")
-    bad_pixels = int((~torch.isfinite(image)).sum())
-    if bad_pixels:
-        return (f"the VAE decoded {bad_pixels} non-finite pixel values (NaN/inf), as fp16 VAEs do at some sizes: "
-                "use an fp32 or bf16 VAE (ComfyUI --fp32-vae or --bf16-vae)")
-    return None
-
-
-def run_candidates(setup: SamplingSetup, recipes: list[NoiseRecipe], progress: Progress | None = None) -> list[dict]:
-    """Sample and decode every recipe. Returns per candidate: image [1,H,W,3], latent, timings, and
-    ``invalid`` (why it cannot compete, e.g. a NaN decode, else None)."""
-    template = setup.latent["samples"]
-    shape, steps, b = setup.noise_shape, setup.steps, setup.sub_batch
-    progress = progress or Progress(len(recipes) * steps)
-    previewer = latent_preview.get_previewer(setup.model.load_device, setup.model.model.latent_format)
-    noise_mask = setup.latent.get("noise_mask")
-    results: list[dict] = []
-    done = progress.done
-    for start in range(0, len(recipes), b):
-        chunk = recipes[start:start + b]
-        n = len(chunk)
-        noise = torch.cat([make_noise(r, shape, template.dtype) for r in chunk])
-        latent_image = template.repeat((n,) + (1,) * (template.ndim - 1))
-
-        def callback(step, x0, x, total_steps, _done=done, _n=n):
-            comfy.model_management.throw_exception_if_processing_interrupted()
-            preview = previewer.decode_latent_to_preview_image("JPEG", x0) if previewer else None
-            progress.update(_done + (step + 1) * _n, preview)
-
-        t0 = time.perf_counter()
-        model = noise_sources.for_candidates(setup.model, setup.sampler_name, [r.seed for r in chunk])
-        samples = comfy.sample.sample(
-            model, noise, steps, setup.cfg, setup.sampler_name, setup.scheduler, setup.positive,
-            setup.negative, latent_image, denoise=setup.denoise, noise_mask=noise_mask, callback=callback,
-            disable_pbar=True, seed=chunk[0].seed,
-        )
-        t1 = time.perf_counter()
-        comfy.model_management.throw_exception_if_processing_interrupted()
-        images = decode(setup.vae, samples)
-        t2 = time.perf_counter()
-        samples = samples.to("cpu")
-        for i in range(n):
-            image, latent = images[i:i + 1].clone(), samples[i:i + 1].clone()
-            results.append({
-                "image": image,
-                "latent": latent,
-                "timings": (("sample", (t1 - t0) / n), ("decode", (t2 - t1) / n), ("sub_batch", float(n))),
-                "invalid": decode_problem(image, latent),
-            })
-        done += n * steps
-        progress.done = done
-        progress.update(done)
-    return results
-
-
-def grow(pool: Pool, proposals, round_=None, progress: Progress | None = None) -> Pool:
-    results = run_candidates(pool.setup, [p.recipe for p in proposals], progress)
-    new = to_candidates(
-        pool, proposals,
-        image=[r["image"] for r in results], latent=[r["latent"] for r in results],
-        timings=[r["timings"] for r in results], invalid=[r["invalid"] for r in results],
-    )
-    return pool.add(new, round_)
+def refine_stage(pool: Pool, k_local: int, mode: str, strength: float, anneal: float,
+                 progress: Progress | None = None, evaluate=None, screening: Screening | None = None,
+                 stop: StopRule | None = None) -> Pool:
+    """Stage 2, one round: K_local children per elite; round r's RNG is seeded by (seed, r)."""
+    round_index = len(pool.rounds) + 1
+    strategy = LocalRefinement(k_local, mode, strength, anneal, stage_rng(pool.setup.seed, round_index))
+    proposals, round_ = strategy.ask(pool)
+    if progress is None:
+        progress = Progress(SuccessiveHalving(len(proposals), pool.setup.steps, screening or Screening()).planned_steps())
+    return run_stage(pool, proposals, round_, LocalRunner(pool.setup, progress), evaluate, screening, stop,
+                     pool.setup.sub_batch)
 
 
 class SeedSearchGlobal(io.ComfyNode):
@@ -235,6 +159,8 @@ class SeedSearchGlobal(io.ComfyNode):
                 io.Float.Input("denoise", default=1.0, min=0.0, max=1.0, step=0.01, tooltip="Denoise, as for a KSampler."),
                 io.Int.Input("max_sub_batch", default=8, min=1, max=4096,
                              tooltip="Most candidates per sampler call (memory cap). Results do not depend on it."),
+                *compute_inputs(),
+                *screen_inputs(),
             ],
             outputs=[
                 Candidates.Output(display_name="candidates", tooltip="The candidate pool (carries the sampling setup)."),
@@ -243,8 +169,13 @@ class SeedSearchGlobal(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, seed, k_global, steps, max_sub_batch, denoise, sampler_name=None, scheduler=None):
+    def validate_inputs(cls, seed, k_global, steps, max_sub_batch, denoise, sampler_name=None, scheduler=None,
+                        stop_at_potential=0.0, plateau=0, max_nfe=0, prune_steps="", prune_keep=0.5,
+                        prune_kind="chain"):
+        compute = dict(stop_at_potential=stop_at_potential, plateau=plateau, max_nfe=max_nfe,
+                       prune_steps=prune_steps, prune_keep=prune_keep, prune_kind=prune_kind)
         return first_error(
+            (check_compute, steps, compute),
             None if sampler_name is None else (check_choice, "sampler_name", sampler_name, comfy.samplers.KSampler.SAMPLERS),
             None if scheduler is None else (check_choice, "scheduler", scheduler, comfy.samplers.KSampler.SCHEDULERS),
             None if seed is None else (check_seed, seed),
@@ -256,13 +187,16 @@ class SeedSearchGlobal(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, positive, negative, latent_image, vae, seed, k_global, steps, cfg, sampler_name,
-                scheduler, denoise, max_sub_batch) -> io.NodeOutput:
-        check = cls.validate_inputs(seed, k_global, steps, max_sub_batch, denoise, sampler_name, scheduler)
+                scheduler, denoise, max_sub_batch, screen_verifier=None, screen_weights="", screen_prompt="",
+                **compute) -> io.NodeOutput:
+        check = cls.validate_inputs(seed, k_global, steps, max_sub_batch, denoise, sampler_name, scheduler, **compute)
         if check is not True:
             raise SearchError(check)
+        screening, stop = compute_options(steps, **compute)
+        evaluate = screen_evaluator(screen_verifier, screen_prompt, screen_weights, screening, stop)
         setup = make_setup(model, positive, negative, latent_image, vae, seed, steps, cfg, sampler_name,
                            scheduler, denoise, max_sub_batch)
-        pool = global_stage(setup, k_global)
+        pool = global_stage(setup, k_global, None, evaluate, screening, stop)
         return io.NodeOutput(pool, torch.cat([c.image for c in pool.candidates]))
 
 
@@ -273,21 +207,6 @@ def make_setup(model, positive, negative, latent_image, vae, seed, steps, cfg, s
         seed=int(seed), steps=int(steps), cfg=float(cfg), sampler_name=sampler_name, scheduler=scheduler,
         denoise=float(denoise), vae=vae, max_sub_batch=int(max_sub_batch),
     )
-
-
-def global_stage(setup: SamplingSetup, k_global: int, progress: Progress | None = None) -> Pool:
-    """Stage 1: K_global plain seeds, candidate 0 = the user's seed; the RNG is seeded by (seed, 0)."""
-    strategy = GlobalExploration(k_global, setup.seed, stage_rng(setup.seed, 0))
-    return grow(Pool(setup=setup, k_global=int(k_global)), strategy.ask(), progress=progress)
-
-
-def refine_stage(pool: Pool, k_local: int, mode: str, strength: float, anneal: float,
-                 progress: Progress | None = None) -> Pool:
-    """Stage 2, one round: K_local children per elite; round r's RNG is seeded by (seed, r)."""
-    round_index = len(pool.rounds) + 1
-    strategy = LocalRefinement(k_local, mode, strength, anneal, stage_rng(pool.setup.seed, round_index))
-    proposals, round_ = strategy.ask(pool)
-    return grow(pool, proposals, round_, progress)
 
 
 def check_choice(name: str, value, options) -> None:
@@ -330,16 +249,24 @@ class LocalSeedRefine(io.ComfyNode):
                                        "fresh direction. A loose 0.6 did best in our measurements."),
                 io.Float.Input("anneal", default=0.5, min=0.0, max=1.0, step=0.01,
                                tooltip="Radius factor per extra refinement generation (1 keeps it constant)."),
+                *compute_inputs(),
+                *screen_inputs(),
             ],
             outputs=[
                 Candidates.Output(display_name="candidates", tooltip="The grown pool."),
-                io.Image.Output(display_name="images", tooltip="The new children's images, in candidate order."),
+                io.Image.Output(display_name="images", tooltip="The new children's images, in candidate order (pruned "
+                                                               "ones show their preview; a round that adaptive "
+                                                               "stopping left unspent gives every candidate's)."),
             ],
         )
 
     @classmethod
-    def validate_inputs(cls, k_local, mode, strength, anneal):
+    def validate_inputs(cls, k_local, mode, strength, anneal, stop_at_potential=0.0, plateau=0, max_nfe=0,
+                        prune_steps="", prune_keep=0.5, prune_kind="chain"):
+        compute = dict(stop_at_potential=stop_at_potential, plateau=plateau, max_nfe=max_nfe,
+                       prune_steps=prune_steps, prune_keep=prune_keep, prune_kind=prune_kind)
         return first_error(
+            (check_compute, None, compute),
             None if k_local is None else (check_count, "k_local", k_local, "the number of children per elite"),
             None if mode is None else (check_mode, mode),
             None if strength is None or mode == "seed_offset" else (check_strength, strength, mode or "slerp"),
@@ -347,13 +274,17 @@ class LocalSeedRefine(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, candidates, k_local, mode, strength, anneal) -> io.NodeOutput:
+    def execute(cls, candidates, k_local, mode, strength, anneal, screen_verifier=None, screen_weights="",
+                screen_prompt="", **compute) -> io.NodeOutput:
         pool: Pool = candidates
-        check = cls.validate_inputs(k_local, mode, strength, anneal)
+        check = cls.validate_inputs(k_local, mode, strength, anneal, **compute)
         if check is not True:
             raise SearchError(check)
-        grown = refine_stage(pool, k_local, mode, strength, anneal)
-        return io.NodeOutput(grown, torch.cat([c.image for c in grown.candidates[len(pool):]]))
+        screening, stop = compute_options(pool.setup.steps, **compute)
+        evaluate = screen_evaluator(screen_verifier, screen_prompt, screen_weights, screening, stop)
+        grown = refine_stage(pool, k_local, mode, strength, anneal, None, evaluate, screening, stop)
+        new = grown.candidates[len(pool):] or grown.candidates  # a round left unspent: every candidate
+        return io.NodeOutput(grown, torch.cat([c.image for c in new]))
 
 
 NODES = (SeedSearchGlobal, LocalSeedRefine)

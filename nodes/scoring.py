@@ -10,6 +10,7 @@ import comfy.model_management
 import torch
 from comfy_api.latest import io
 
+from ..search.budget import Ledger
 from ..search.pool import Pool, SearchError, VerifierInfo
 from ..search.potential import compute_potentials, parse_weights
 from ..verifiers import protocol
@@ -54,7 +55,7 @@ def score_pool(pool: Pool, verifier, prompt: str, reference: torch.Tensor | None
     info = verifier_info(verifier, prompt, reference)
     old = pool.verifier(info.identity)
     fresh = old is not None and old.context != info.context
-    todo = [c for c in pool.candidates if c.valid and (fresh or not c.scored_by(info.identity))]
+    todo = [c for c in pool.candidates if c.valid and not c.pruned and (fresh or not c.scored_by(info.identity))]
     broken = {c.id: "its decoded image has non-finite pixels" for c in todo if not torch.isfinite(c.image).all()}
     if broken:
         pool = pool.with_invalid(broken)
@@ -64,6 +65,7 @@ def score_pool(pool: Pool, verifier, prompt: str, reference: torch.Tensor | None
     progress = progress or Progress(len(todo))
     chunk = pool.setup.max_sub_batch if pool.setup is not None else len(todo)
     scores, seconds, bad = {}, {}, {}
+    cost = Ledger()
     for start in range(0, len(todo), chunk):
         comfy.model_management.throw_exception_if_processing_interrupted()  # Cancel between verifier batches
         part = todo[start:start + chunk]
@@ -72,7 +74,8 @@ def score_pool(pool: Pool, verifier, prompt: str, reference: torch.Tensor | None
             result = protocol.score(verifier, torch.cat([c.image for c in part]), prompt, reference)
         except protocol.NonFiniteScores as e:
             result = e.result
-        per = (time.perf_counter() - t0) / len(part)
+        spent = time.perf_counter() - t0
+        cost += Ledger(verifier_calls=1, verifier_images=len(part), scoring_s=spent)
         for i, c in enumerate(part):
             values = {a: float(result.scores[a][i]) for a in info.aspects}
             nonfinite = [a for a, v in values.items() if not math.isfinite(v)]
@@ -80,9 +83,9 @@ def score_pool(pool: Pool, verifier, prompt: str, reference: torch.Tensor | None
                 bad[c.id] = f"{info.identity} gave a non-finite '{nonfinite[0]}' score ({values[nonfinite[0]]})"
             else:
                 scores[c.id] = values
-                seconds[c.id] = per
+                seconds[c.id] = spent / len(part)
         progress.advance(len(part))
-    return pool.with_invalid(bad).with_scores(info, scores, seconds)
+    return pool.with_invalid(bad).with_scores(info, scores, seconds).spend(cost)
 
 
 def apply_weights(pool: Pool, weights: str) -> Pool:

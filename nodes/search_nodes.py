@@ -13,10 +13,12 @@ import torch
 from comfy_api.latest import io, ui
 
 from ..search.grid import render_grid
+from ..search.halving import SuccessiveHalving
 from ..search.pool import Pool, SearchError
 from ..search.potential import parse_weights
 from ..search.strategy import check_anneal, check_count, check_mode, check_strength
 from .checks import first_error
+from .compute import check_compute, compute_inputs, compute_options, needs_scoring
 from .sampling import Progress, SeedSearchGlobal, global_stage, make_setup, refine_stage
 from .saving import keep_sampled
 from .scoring import apply_weights, score_pool, verifier_info
@@ -101,16 +103,16 @@ def check_before_sampling(verifiers: list, weights: str, prompt: str, reference)
         )
 
 
-def _evaluate(pool: Pool, verifiers: list, prompt: str, reference, weights: str,
-              progress: Progress) -> Pool:
-    for v in verifiers:
-        pool = score_pool(pool, v, prompt, reference, progress)
-    return apply_weights(pool, weights)
+def _evaluator(verifiers: list, prompt: str, reference, weights: str, progress: Progress | None = None):
+    """pool -> the pool with every unscored, unpruned candidate scored by each verifier, and potentials;
+    scoring moves ``progress`` (the search's bar) one unit per candidate and verifier."""
 
+    def evaluate(pool: Pool) -> Pool:
+        for v in verifiers:
+            pool = score_pool(pool, v, prompt, reference, progress)
+        return apply_weights(pool, weights)
 
-def _progress(n: int, setup, verifiers: list) -> Progress:
-    """One bar over the whole search: each candidate's sampler steps, and one unit per verifier scoring it."""
-    return Progress(n * (setup.steps + len(verifiers)))
+    return evaluate
 
 
 def _result(cls, pool: Pool, progress: Progress) -> io.NodeOutput:
@@ -159,6 +161,21 @@ def _prepare(check, verifier_inputs, weights, prompt, reference, *sampling):
     return verifiers, make_setup(*sampling)
 
 
+def _check_survivors(n: int, m: int | None, steps, compute: dict) -> bool | str:
+    """With screening, at least M candidates of the global stage must finish to choose M elites."""
+    if n is None or m is None or steps is None or any(v is None for v in compute.values()):
+        return True
+    try:
+        screening, _ = compute_options(steps, **compute)
+    except SearchError as e:
+        return str(e)
+    left = SuccessiveHalving(n, steps, screening).planned_survivors()
+    if left < m:
+        return (f"pruning keeps {left} of the K_global = {n} global candidates, fewer than M = {m} elites: "
+                "raise prune_keep or K_global, or lower M")
+    return True
+
+
 class Search(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -190,6 +207,7 @@ class Search(io.ComfyNode):
                 io.Float.Input("anneal", default=0.5, min=0.0, max=1.0, step=0.01,
                                tooltip="Radius factor per extra generation (1 keeps it constant)."),
                 *_scoring_inputs(),
+                *compute_inputs(),
             ],
             outputs=_outputs(),
         )
@@ -197,7 +215,8 @@ class Search(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, seed=None, steps=None, denoise=None, max_sub_batch=None, weights=None, k_global=None,
                         m=None, k_local=None, generations=None, mode=None, strength=None, anneal=None,
-                        sampler_name=None, scheduler=None):
+                        sampler_name=None, scheduler=None, stop_at_potential=0.0, plateau=0, max_nfe=0,
+                        prune_steps="", prune_keep=0.5, prune_kind="chain"):
         # No **kwargs here: ComfyUI then skips its own min/max checks of every input.
         msg = _check_widgets(seed, steps, denoise, max_sub_batch, weights, sampler_name, scheduler, k_global=k_global,
                              m=m, k_local=k_local, generations=generations)
@@ -205,31 +224,44 @@ class Search(io.ComfyNode):
             return msg
         if m is not None and k_global is not None and m > k_global:
             return f"M = {m} elites, but only K_global = {k_global} global candidates; use M <= K_global"
-        return first_error(
+        compute = dict(stop_at_potential=stop_at_potential, plateau=plateau, max_nfe=max_nfe,
+                       prune_steps=prune_steps, prune_keep=prune_keep, prune_kind=prune_kind)
+        msg = first_error(
             None if mode is None else (check_mode, mode),
             None if strength is None or mode == "seed_offset" else (check_strength, strength, mode or "slerp"),
             None if anneal is None else (check_anneal, anneal),
+            (check_compute, steps, compute),
         )
+        return msg if msg is not True else _check_survivors(k_global, m, steps, compute)
 
     @classmethod
     def execute(cls, model, positive, negative, latent_image, vae, seed, steps, cfg, sampler_name, scheduler,
                 denoise, verifier_1, k_global, m, k_local, mode, strength, generations, anneal, weights, prompt,
-                max_sub_batch, reference=None, verifier_2=None, verifier_3=None, verifier_4=None) -> io.NodeOutput:
+                max_sub_batch, reference=None, verifier_2=None, verifier_3=None, verifier_4=None,
+                **compute) -> io.NodeOutput:
         check = cls.validate_inputs(seed=seed, steps=steps, denoise=denoise, max_sub_batch=max_sub_batch,
                                     weights=weights, k_global=k_global, m=m, k_local=k_local,
                                     generations=generations, mode=mode, strength=strength, anneal=anneal,
-                                    sampler_name=sampler_name, scheduler=scheduler)
+                                    sampler_name=sampler_name, scheduler=scheduler, **compute)
         verifiers, setup = _prepare(check, (verifier_1, verifier_2, verifier_3, verifier_4), weights, prompt,
                                     reference, model, positive, negative, latent_image, vae, seed, steps, cfg,
                                     sampler_name, scheduler, denoise, max_sub_batch)
-        progress = _progress(k_global + generations * m * k_local, setup, verifiers)
+        screening, stop = compute_options(setup.steps, **compute)
+        plan = lambda n: SuccessiveHalving(n, setup.steps, screening).planned_steps()  # noqa: E731
+        n_all = k_global + generations * m * k_local
+        # One bar: every planned sampler step, and one unit per candidate and verifier scoring it.
+        progress = Progress(plan(k_global) + generations * plan(m * k_local) + n_all * len(verifiers))
+        evaluate = _evaluator(verifiers, prompt, reference, weights, progress)
+        during = evaluate if needs_scoring(screening, stop) else None
         with keep_sampled() as box:  # on an error or Cancel, what was sampled is saved
-            box.pool = global_stage(setup, k_global, progress)
+            box.pool = global_stage(setup, k_global, progress, during, screening, stop)
             for _ in range(generations):
-                box.pool = _evaluate(box.pool, verifiers, prompt, reference, weights, progress)
-                box.pool = select_best(box.pool, m)[0]
-                box.pool = refine_stage(box.pool, k_local, mode, strength, anneal, progress)
-            return _result(cls, _evaluate(box.pool, verifiers, prompt, reference, weights, progress), progress)
+                if box.pool.stopped:  # the refinement rounds never start
+                    box.pool = box.pool.stop(box.pool.stopped, m * k_local)
+                    continue
+                box.pool = select_best(evaluate(box.pool), m)[0]
+                box.pool = refine_stage(box.pool, k_local, mode, strength, anneal, progress, during, screening, stop)
+            return _result(cls, evaluate(box.pool), progress)
 
 
 class BestOfN(io.ComfyNode):
@@ -250,28 +282,36 @@ class BestOfN(io.ComfyNode):
                 *_verifier_inputs(),
                 io.Int.Input("n", default=20, min=1, max=4096, tooltip="N: number of independent candidates."),
                 *_scoring_inputs(),
+                *compute_inputs(),
             ],
             outputs=_outputs(),
         )
 
     @classmethod
     def validate_inputs(cls, seed=None, steps=None, denoise=None, max_sub_batch=None, weights=None, n=None,
-                        sampler_name=None, scheduler=None):
-        return _check_widgets(seed, steps, denoise, max_sub_batch, weights, sampler_name, scheduler, n=n)
+                        sampler_name=None, scheduler=None, stop_at_potential=0.0, plateau=0, max_nfe=0,
+                        prune_steps="", prune_keep=0.5, prune_kind="chain"):
+        msg = _check_widgets(seed, steps, denoise, max_sub_batch, weights, sampler_name, scheduler, n=n)
+        compute = dict(stop_at_potential=stop_at_potential, plateau=plateau, max_nfe=max_nfe,
+                       prune_steps=prune_steps, prune_keep=prune_keep, prune_kind=prune_kind)
+        return msg if msg is not True else first_error((check_compute, steps, compute))
 
     @classmethod
     def execute(cls, model, positive, negative, latent_image, vae, seed, steps, cfg, sampler_name, scheduler,
                 denoise, verifier_1, n, weights, prompt, max_sub_batch, reference=None, verifier_2=None,
-                verifier_3=None, verifier_4=None) -> io.NodeOutput:
+                verifier_3=None, verifier_4=None, **compute) -> io.NodeOutput:
         check = cls.validate_inputs(seed=seed, steps=steps, denoise=denoise, max_sub_batch=max_sub_batch,
-                                    weights=weights, n=n, sampler_name=sampler_name, scheduler=scheduler)
+                                    weights=weights, n=n, sampler_name=sampler_name, scheduler=scheduler, **compute)
         verifiers, setup = _prepare(check, (verifier_1, verifier_2, verifier_3, verifier_4), weights, prompt,
                                     reference, model, positive, negative, latent_image, vae, seed, steps, cfg,
                                     sampler_name, scheduler, denoise, max_sub_batch)
-        progress = _progress(n, setup, verifiers)
+        screening, stop = compute_options(setup.steps, **compute)
+        progress = Progress(SuccessiveHalving(n, setup.steps, screening).planned_steps() + n * len(verifiers))
+        evaluate = _evaluator(verifiers, prompt, reference, weights, progress)
         with keep_sampled() as box:  # on an error or Cancel, what was sampled is saved
-            box.pool = global_stage(setup, n, progress)
-            return _result(cls, _evaluate(box.pool, verifiers, prompt, reference, weights, progress), progress)
+            box.pool = global_stage(setup, n, progress, evaluate if needs_scoring(screening, stop) else None, screening,
+                                    stop)
+            return _result(cls, evaluate(box.pool), progress)
 
 
 NODES = (Search, BestOfN)

@@ -1,10 +1,12 @@
 """The candidate grid: every candidate of a pool as a labelled thumbnail, one IMAGE [1, H, W, 3].
 
 Each cell shows the candidate's image scaled to ``thumb`` px on its longer side, framed by a
-border (winner: green, elite of any round: orange, invalid: red, others: grey) and label lines:
-``#id g<generation>``, ``seed <short seed>``, ``U <potential>`` and the two most heavily weighted
-scores, one per line (or the first two scores when no weights are set). A legend strip on top names the colours
-and the budget. Cells run left to right, top to bottom, in candidate order. Free of ComfyUI.
+border (winner: green, elite of any round: orange, invalid: red, pruned by screening: purple,
+others: grey) and label lines: ``#id g<generation>``, ``seed <short seed>``, ``U <potential>`` and
+the two most heavily weighted scores, one per line (or the first two scores when no weights are
+set); a pruned candidate shows its preview image, ``pruned@<step>`` and its preview potential
+instead. A legend strip on top names the colours and the budget, with the candidates left unspent
+by adaptive stopping. Cells run left to right, top to bottom, in candidate order. Free of ComfyUI.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ WINNER = (40, 200, 60)
 ELITE = (255, 150, 0)
 OTHER = (90, 90, 90)
 INVALID = (200, 30, 30)
+PRUNED = (130, 70, 170)
 BACKGROUND = (24, 24, 24)
 TEXT = (235, 235, 235)
 
@@ -130,13 +133,18 @@ def render_grid(pool: Pool, winner: int | None, thumb: int = 128) -> torch.Tenso
     aspects = _label_aspects(pool)
     names = pool.display_names()
 
-    budget = pool.budget()["formula"]
-    draw.text((PAD, PAD // 2), f"EACPS candidates: N = {budget}", fill=TEXT, font=font)
+    budget = pool.budget()
+    title = f"EACPS candidates: N = {budget['formula']}"
+    if budget["unspent"]:
+        title += f", {budget['unspent']} unspent"
+    draw.text((PAD, PAD // 2), title, fill=TEXT, font=font)
     x = PAD
     legend = [(WINNER, f"winner #{winner}" if winner is not None else "no winner: search stopped"),
               (ELITE, "elite"), (OTHER, "other")]
     if any(not c.valid for c in cands):
         legend.append((INVALID, "invalid"))
+    if budget["pruned"]:
+        legend.append((PRUNED, "pruned (preview)"))
     for colour, label in legend:
         draw.rectangle([x, PAD // 2 + LINE + 1, x + 10, PAD // 2 + LINE + 11], fill=colour)
         draw.text((x + 14, PAD // 2 + LINE), label, fill=TEXT, font=font)
@@ -145,7 +153,8 @@ def render_grid(pool: Pool, winner: int | None, thumb: int = 128) -> torch.Tenso
     thumbs = _thumbnails([c.image for c in cands], (th, tw))
     for i, c in enumerate(cands):
         x0, y0 = cell_origin(i, n, (h, w), thumb)
-        colour = WINNER if c.id == winner else ELITE if c.id in elites else INVALID if not c.valid else OTHER
+        colour = (WINNER if c.id == winner else ELITE if c.id in elites else INVALID if not c.valid
+                  else PRUNED if c.pruned else OTHER)
         draw.rectangle([x0, y0, x0 + tw + 2 * BORDER - 1, y0 + th + 2 * BORDER - 1], fill=colour)
         canvas.paste(thumbs[i], (x0 + BORDER, y0 + BORDER))
         scores = {names[(ident, asp)]: v for ident, asp, v in c.scores}
@@ -153,8 +162,9 @@ def render_grid(pool: Pool, winner: int | None, thumb: int = 128) -> torch.Tenso
             f"#{c.id} g{c.generation}" + ("  WINNER" if c.id == winner else "  elite" if c.id in elites
                                           else "  INVALID" if not c.valid else ""),
             f"seed {short_seed(c.seed)}",
+        ] + ([f"pruned@{c.pruned_at}", f"preview U {_fmt(c.screens[-1].potential)}"] if c.pruned else [
             f"U {_fmt(c.potential)}",
-        ] + ([f"{a[:14]} {_fmt(scores.get(a))}" for a in aspects] if c.valid else _wrap(c.invalid, 2))
+        ] + ([f"{a[:14]} {_fmt(scores.get(a))}" for a in aspects] if c.valid else _wrap(c.invalid, 2)))
         ty = y0 + th + 2 * BORDER + 1
         for line in lines:
             draw.text((x0, ty), line, fill=TEXT, font=font)

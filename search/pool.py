@@ -20,11 +20,23 @@ import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .budget import Ledger
 from .noise import NoiseRecipe
 
 
 class SearchError(ValueError):
     """Bad input to the search. The message says what to change."""
+
+
+@dataclass(frozen=True)
+class Screen:
+    """One screening rung a candidate went through (search/halving.py): scored after ``step`` steps
+    of the chain ("chain": its decoded x0 prediction) or of a separate short run ("preview")."""
+
+    step: int
+    kind: str
+    potential: float | None  # None: the preview was invalid (non-finite), ranked last
+    kept: bool
 
 
 @dataclass(frozen=True)
@@ -40,6 +52,17 @@ class Candidate:
     elite: bool = False
     timings: tuple[tuple[str, float], ...] = ()  # (what, seconds), e.g. ("sample", 0.05)
     invalid: str | None = None  # why the candidate cannot compete (NaN decode, non-finite score), or None
+    screens: tuple[Screen, ...] = ()  # screening rungs passed (and the one it was pruned at)
+    nfe: float = 0.0  # denoiser calls this candidate took part in (search/budget.py)
+
+    @property
+    def pruned_at(self) -> int | None:
+        """The step at which screening dropped it (its image is then that rung's preview), or None."""
+        return next((s.step for s in self.screens if not s.kept), None)
+
+    @property
+    def pruned(self) -> bool:
+        return self.pruned_at is not None
 
     @property
     def seed(self) -> int:
@@ -99,6 +122,9 @@ class Pool:
     weights: tuple[tuple[str, float], ...] | None = None
     selection: Selection | None = None
     rounds: tuple[Round, ...] = ()
+    ledger: Ledger = field(default_factory=Ledger)
+    stopped: str | None = None  # why the search stopped before its plan was spent
+    unspent: int = 0  # candidates of the plan never started (adaptive stopping, budget)
 
     # ---- reading -------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -155,6 +181,10 @@ class Pool:
             "formula": " + ".join([str(self.k_global)] + [f"{len(r.elites)}*{r.k_local}" for r in self.rounds])
             + f" = {n}",
             "candidates": len(self.candidates),
+            "finished": sum(not c.pruned for c in self.candidates),
+            "pruned": sum(c.pruned for c in self.candidates),
+            "unspent": self.unspent,
+            "stopped": self.stopped,
         }
 
     def valid_candidates(self) -> tuple[Candidate, ...]:
@@ -188,6 +218,9 @@ class Pool:
             verifiers = tuple(info if v.identity == info.identity else v for v in self.verifiers)
         cands = []
         for c in self.candidates:
+            if c.pruned:  # scored on a preview only; never part of the final ranking
+                cands.append(c)
+                continue
             kept = tuple(s for s in c.scores if not (restart and s[0] == info.identity))
             if c.id in scores and not c.valid:
                 raise SearchError(f"candidate {c.id} is invalid ({c.invalid}) and cannot be scored")
@@ -221,11 +254,19 @@ class Pool:
         return replace(self, candidates=cands)
 
     def with_potentials(self, potentials: dict[int, float], weights: dict[str, float]) -> Pool:
-        """Set U per candidate; invalid candidates (absent from ``potentials``) keep None."""
+        """Set U per candidate; invalid candidates (absent from ``potentials``) keep None, pruned ones
+        (scored on a preview only) are left as they are."""
         cands = tuple(
-            replace(c, potential=float(potentials[c.id]) if c.valid else None) for c in self.candidates
+            c if c.pruned else replace(c, potential=float(potentials[c.id]) if c.valid else None)
+            for c in self.candidates
         )
         return replace(self, candidates=cands, weights=tuple(weights.items()))
+
+    def spend(self, cost: Ledger) -> Pool:
+        return replace(self, ledger=self.ledger + cost)
+
+    def stop(self, reason: str, unspent: int) -> Pool:
+        return replace(self, stopped=self.stopped or reason, unspent=self.unspent + int(unspent))
 
     def with_elites(self, ids: tuple[int, ...]) -> Pool:
         chosen = set(ids)

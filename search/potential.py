@@ -48,8 +48,8 @@ def parse_weights(text: str) -> dict[str, float]:
 
 
 def compute_potentials(pool: Pool, weights: dict[str, float]) -> dict[int, float]:
-    """U for every valid candidate (invalid ones get none). Refuses names the pool lacks and valid
-    candidates missing a weighted score."""
+    """U for every valid candidate not pruned (the others get none). Refuses names the pool lacks
+    and valid candidates missing a weighted score."""
     names = pool.score_names()
     unknown = [n for n in weights if n not in names]
     if unknown:
@@ -58,6 +58,8 @@ def compute_potentials(pool: Pool, weights: dict[str, float]) -> dict[int, float
     out: dict[int, float] = {}
     missing: dict[str, list[int]] = {}
     for c in pool.valid_candidates():
+        if c.pruned:  # pruned on a preview: no final scores, no potential
+            continue
         u = 0.0
         for name, w in weights.items():
             identity, aspect = names[name]

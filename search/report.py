@@ -1,4 +1,6 @@
-"""The JSON report of a search: every candidate and the budget."""
+"""The JSON report of a search: every candidate (its fate: finished, or pruned at which step with
+its preview potential), the budget (finished, pruned, unspent candidates, why it stopped) and what
+it cost (search/budget.py's Ledger: NFE, calls, steps, decodes, verifier calls, seconds)."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ def build_report(pool: Pool, winner: int | None, setup: dict | None = None, stop
         "invalid": {str(c.id): c.invalid for c in pool.candidates if not c.valid},
         "prompt_truncated": {v.identity: v.note for v in pool.verifiers if v.note},
         "setup": setup or {},
+        "compute": pool.ledger.to_dict(),
         "candidates": [
             {
                 "id": c.id,
@@ -34,6 +37,10 @@ def build_report(pool: Pool, winner: int | None, setup: dict | None = None, stop
                 "elite": c.elite,
                 "invalid": c.invalid,
                 "timings": {k: v for k, v in c.timings},
+                "nfe": c.nfe,
+                "fate": _fate(c),
+                "screens": [{"step": s.step, "kind": s.kind, "preview_potential": s.potential, "kept": s.kept}
+                            for s in c.screens],
             }
             for c in pool.candidates
         ],
@@ -41,6 +48,15 @@ def build_report(pool: Pool, winner: int | None, setup: dict | None = None, stop
     if stopped is not None:
         report["stopped"] = stopped
     return report
+
+
+def _fate(c) -> str:
+    if c.pruned:
+        screen = next(s for s in c.screens if not s.kept)
+        what = "x0 prediction" if screen.kind == "chain" else "preview run"
+        value = "invalid" if screen.potential is None else f"{screen.potential:.4g}"
+        return f"pruned at step {screen.step} ({what} potential {value})"
+    return "finished"
 
 
 def report_json(pool: Pool, winner: int, setup: dict | None = None) -> str:

@@ -243,3 +243,22 @@ def test_grey_and_rgba_pictures_are_drawn_as_rgb():
     x0, y0, x1, y1 = find_block(grid[:, 32:128, :150], (100, 100, 100))  # the first cell only (text has greys too)
     assert (x1 - x0, y1 - y0) == (128, 85)
     assert thumbnails(grid, 1)[0][2] - thumbnails(grid, 1)[0][0] == 128
+def test_pruned_candidates_get_their_own_border_and_fate_in_the_report():
+    from dataclasses import replace
+
+    from eacps.search.grid import PRUNED
+    from eacps.search.pool import Screen
+
+    pool, winner = scored_pool(4)
+    pruned = replace(pool.get(3), screens=(Screen(2, "chain", 4.5, False),), potential=None, elite=False)
+    pool = replace(pool, candidates=pool.candidates[:3] + (pruned,), unspent=2, stopped="target potential 9")
+    winner = select_elites(pool, 1)[0]
+    grid = render_grid(pool.with_elites((winner,)), winner)
+    frame = (grid[0] * 255).round() == torch.tensor(PRUNED, dtype=torch.float32)
+    assert frame.all(-1).sum() > 4 * 40  # a border around one thumbnail (and the legend key)
+    plain = (render_grid(*scored_pool(4))[0] * 255).round() == torch.tensor(PRUNED, dtype=torch.float32)
+    assert not plain.all(-1).any()
+    report = json.loads(report_json(pool, winner))
+    assert report["candidates"][3]["fate"] == "pruned at step 2 (x0 prediction potential 4.5)"
+    assert report["candidates"][0]["fate"] == "finished"
+    assert report["budget"]["unspent"] == 2 and report["budget"]["stopped"] == "target potential 9"

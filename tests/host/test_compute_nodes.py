@@ -1,0 +1,149 @@
+"""Compute options in the search nodes (real in-process ComfyUI, tiny models): counted NFE, adaptive
+stopping, NFE budgets and screening (chain and preview), reported per candidate."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.inprocess import PromptInvalid
+from host.graphs import best_of_n_node, capture, one_node_prompt, search_node, two_stage_prompt
+
+pytestmark = pytest.mark.host
+
+STEPS = 4  # sampler_settings' default
+
+
+def _by_seed(report: dict) -> dict:
+    return {c["seed"]: c for c in report["candidates"]}
+
+
+@pytest.fixture(scope="module")
+def best_of_8(comfy, captured):
+    """One prompt: best-of-8 plain, and the same 8 seeds under each compute option."""
+    variants = {
+        "plain": {},
+        "chain": {"prune_steps": "2", "prune_keep": 0.5},
+        "preview": {"prune_steps": "2", "prune_keep": 0.5, "prune_kind": "preview"},
+        "stop": {"stop_at_potential": 0.01, "max_sub_batch": 2},
+        "budget": {"max_nfe": 10, "max_sub_batch": 2},
+        "plateau": {"plateau": 2, "max_sub_batch": 2},
+    }
+    p = one_node_prompt(best_of_n_node(n=8, seed=2), key="plain", captures=False)
+    for key, options in variants.items():
+        sub_batch = options.pop("max_sub_batch", 8)
+        node = best_of_n_node(n=8, seed=2, max_sub_batch=sub_batch)
+        node["inputs"].update(options)
+        p[key] = node
+        p[f"cap_{key}"] = capture([key, 5], key)
+    comfy.run(p)
+    return {key: json.loads(captured[key]) for key in variants}
+
+
+def test_plain_best_of_n_counts_its_model_evaluations(best_of_8):
+    r = best_of_8["plain"]
+    c = r["compute"]
+    # euler: one denoiser call per step for the whole sub-batch, cond and uncond in that one call
+    assert (c["calls"], c["nfe"], c["passes"], c["steps"]) == (STEPS, 8 * STEPS, 2 * 8 * STEPS, 8 * STEPS)
+    assert c["cfg_batched"] is True and c["full_nfe"] == STEPS and c["full_samples"] == 8
+    assert (c["decodes"], c["verifier_calls"], c["verifier_images"]) == (8, 1, 8)
+    assert all(v >= 0 for v in c["seconds"].values())
+    assert r["budget"]["unspent"] == 0 and r["budget"]["stopped"] is None
+    assert {x["fate"] for x in r["candidates"]} == {"finished"}
+    assert {x["nfe"] for x in r["candidates"]} == {STEPS}
+
+
+def test_chain_pruning_finishes_the_better_half_exactly_as_uninterrupted_runs(best_of_8):
+    plain, r = _by_seed(best_of_8["plain"]), best_of_8["chain"]
+    finished = [x for x in r["candidates"] if x["fate"] == "finished"]
+    pruned = [x for x in r["candidates"] if x["fate"] != "finished"]
+    assert len(finished) == 4 and len(pruned) == 4
+    assert {x["seed"] for x in r["candidates"]} == set(plain)
+    for x in finished:  # continued from the saved step-2 state: the same image as a full run
+        assert x["potential"] == pytest.approx(plain[x["seed"]]["potential"], abs=1e-4)
+        assert x["nfe"] == STEPS and [s["kept"] for s in x["screens"]] == [True]
+    for x in pruned:
+        assert x["fate"].startswith("pruned at step 2 (x0 prediction potential")
+        assert x["potential"] is None and x["nfe"] == 2
+    kept = min(x["screens"][0]["preview_potential"] for x in finished)
+    assert kept >= max(x["screens"][0]["preview_potential"] for x in pruned)
+    assert r["winner"] in [x["id"] for x in finished]
+    c = r["compute"]
+    assert c["nfe"] == 8 * 2 + 4 * (STEPS - 2) and c["decodes"] == 8 + 4
+    assert r["budget"]["pruned"] == 4 and r["budget"]["finished"] == 4
+
+
+def test_preview_screening_reruns_the_kept_ones_from_their_noise(best_of_8):
+    plain, r = _by_seed(best_of_8["plain"]), best_of_8["preview"]
+    finished = [x for x in r["candidates"] if x["fate"] == "finished"]
+    assert len(finished) == 4
+    for x in finished:
+        assert x["potential"] == pytest.approx(plain[x["seed"]]["potential"], abs=1e-4)
+        assert x["nfe"] == 2 + STEPS  # its preview run and its full run
+    assert r["compute"]["nfe"] == 8 * 2 + 4 * STEPS
+    assert all("preview run potential" in x["fate"] for x in r["candidates"] if x["fate"] != "finished")
+
+
+def test_target_stop_ends_after_the_first_sub_batch_and_reports_the_rest_unspent(best_of_8):
+    plain, r = best_of_8["plain"], best_of_8["stop"]
+    assert [x["seed"] for x in r["candidates"]] == [x["seed"] for x in plain["candidates"][:2]]
+    assert r["budget"]["unspent"] == 6 and "target potential" in r["budget"]["stopped"]
+    assert r["compute"]["nfe"] == 2 * STEPS
+
+
+def test_an_nfe_budget_starts_no_sub_batch_that_would_exceed_it(best_of_8):
+    r = best_of_8["budget"]
+    assert len(r["candidates"]) == 2 and r["compute"]["nfe"] == 8 <= 10
+    assert r["budget"]["unspent"] == 6 and "NFE budget 10" in r["budget"]["stopped"]
+
+
+def test_plateau_stops_when_the_best_stops_improving(best_of_8):
+    potentials = [x["potential"] for x in best_of_8["plain"]["candidates"]]
+    expected = 8
+    for end in (2, 4, 6):  # checked between sub-batches of 2, by hand
+        seen = potentials[:end]
+        if end - 1 - seen.index(max(seen)) >= 2:
+            expected = end
+            break
+    r = best_of_8["plateau"]
+    assert len(r["candidates"]) == expected and r["budget"]["unspent"] == 8 - expected
+    assert (r["budget"]["stopped"] is None) == (expected == 8)
+
+
+def test_one_node_search_with_pruning_equals_the_five_node_graph_with_a_screen_verifier(comfy, captured):
+    settings = dict(seed=3, k_global=6, m=2, k_local=4, mode="slerp", strength=0.6, anneal=0.5)
+    options = {"prune_steps": "2", "prune_keep": 0.5}
+    p = two_stage_prompt(**settings)
+    screen = {**options, "screen_verifier": ["verifier", 0], "screen_weights": p["pot1"]["inputs"]["weights"],
+              "screen_prompt": "a red apple"}
+    p["global"]["inputs"].update(screen)
+    p["local"]["inputs"].update(screen)
+    one = search_node(**settings)
+    one["inputs"].update(options)
+    p.update({k: v for k, v in one_node_prompt(one).items() if k not in p})
+    comfy.run(p)
+    five, one = json.loads(captured["report"]), json.loads(captured["one_report"])
+    assert one["winner_seed"] == five["winner_seed"]
+    assert [x["recipe"] for x in one["candidates"]] == [x["recipe"] for x in five["candidates"]]
+    assert [x["fate"] for x in one["candidates"]] == [x["fate"] for x in five["candidates"]]
+    assert one["budget"]["pruned"] == 3 + 4 and one["budget"]["finished"] == 3 + 4
+    # elites come only from finished candidates
+    finished = {x["id"] for x in one["candidates"] if x["fate"] == "finished"}
+    assert set(one["budget"]["rounds"][0]["elites"]) <= finished
+    assert one["compute"]["nfe"] == five["compute"]["nfe"] == (6 + 8) * 2 + (3 + 4) * (STEPS - 2)
+
+
+def test_options_that_cannot_work_are_refused_before_sampling(comfy):
+    bad_rung = one_node_prompt(best_of_n_node(n=4))
+    bad_rung["one"]["inputs"]["prune_steps"] = "4"
+    with pytest.raises(PromptInvalid, match="below the 4 sampling steps"):
+        comfy.run(bad_rung)
+    too_few = one_node_prompt(search_node(k_global=4, m=3))
+    too_few["one"]["inputs"].update(prune_steps="2", prune_keep=0.5)
+    with pytest.raises(PromptInvalid, match="fewer than M = 3"):
+        comfy.run(too_few)
+    no_screen = two_stage_prompt(captures=False)
+    no_screen["global"]["inputs"]["prune_steps"] = "2"
+    result = comfy.run(no_screen, expect_success=False)
+    assert "screen_verifier" in result.error()
