@@ -252,11 +252,12 @@ def test_report_by_hand():
     assert report == {
         "pool_id": pool.pool_id, "winner": 1, "winner_seed": 11, "budget": pool.budget(), "weights": {"a": 0.5},
         "scores": {"a": {"verifier": "v1", "aspect": "a"}}, "elites": [1], "setup": {"steps": 4},
+        "invalid": {}, "prompt_truncated": {},
         "candidates": [
             {"id": 0, "seed": 10, "recipe": {"mode": "seed", "seed": 10}, "generation": 0, "parent": None,
-             "scores": {"a": 2.0}, "potential": 1.0, "elite": False, "timings": {"score:v1": 0.5}},
+             "scores": {"a": 2.0}, "potential": 1.0, "elite": False, "invalid": None, "timings": {"score:v1": 0.5}},
             {"id": 1, "seed": 11, "recipe": {"mode": "seed", "seed": 11}, "generation": 0, "parent": None,
-             "scores": {"a": 6.0}, "potential": 3.0, "elite": True, "timings": {"score:v1": 0.5}},
+             "scores": {"a": 6.0}, "potential": 3.0, "elite": True, "invalid": None, "timings": {"score:v1": 0.5}},
         ],
     }
     assert build_report(pool.with_elites(()), 0)["setup"] == {} and build_report(Pool(setup=None, k_global=1).add(
