@@ -61,6 +61,8 @@ def score_pool(pool: Pool, verifier, prompt: str, reference: torch.Tensor | None
         pool = pool.with_invalid(broken)
         todo = [c for c in todo if c.id not in broken]
     if not todo:
+        if old is not None and not fresh:
+            return pool  # nothing to score: the very pool, so ComfyUI's cache and callers see no change
         return pool.with_scores(info, {}, {})  # joins the pool even when no valid candidate is left
     progress = progress or Progress(len(todo))
     chunk = pool.setup.max_sub_batch if pool.setup is not None else len(todo)

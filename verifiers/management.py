@@ -125,19 +125,28 @@ def resolve_folder(name: str, what: str, source: str) -> str:
 POLL_S = 0.1  # how often a waiting verifier looks for Cancel: well inside the ~1 s users expect
 
 
+def _model_management():
+    """ComfyUI's model_management, or None where a verifier runs outside ComfyUI (nothing can
+    press Cancel there)."""
+    try:
+        import comfy.model_management as mm
+    except ModuleNotFoundError:
+        return None
+    return mm
+
+
 def interrupted() -> bool:
     """Whether the user pressed Cancel (POST /interrupt); does not clear the flag."""
-    import comfy.model_management as mm
-
-    return mm.processing_interrupted()
+    mm = _model_management()
+    return mm is not None and mm.processing_interrupted()
 
 
 def throw_if_interrupted() -> None:
     """Raise ComfyUI's InterruptProcessingException if Cancel was pressed, so the prompt ends as
     interrupted (not as an error)."""
-    import comfy.model_management as mm
-
-    mm.throw_exception_if_processing_interrupted()
+    mm = _model_management()
+    if mm is not None:
+        mm.throw_exception_if_processing_interrupted()
 
 
 def interruptible(module: torch.nn.Module):
@@ -148,9 +157,10 @@ def interruptible(module: torch.nn.Module):
 
     @contextlib.contextmanager
     def hooks():
+        modules = module.modules() if isinstance(module, torch.nn.Module) else ()
         handles = [
             child.register_forward_pre_hook(lambda *_: throw_if_interrupted())
-            for m in module.modules() if isinstance(m, torch.nn.ModuleList) for child in m
+            for m in modules if isinstance(m, torch.nn.ModuleList) for child in m
         ]
         try:
             yield module

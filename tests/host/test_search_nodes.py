@@ -142,7 +142,7 @@ def test_full_two_stage_graph_in_process(comfy, captured):
     check_two_stage_report(report)
     # one bar per sampling node over candidates x steps (8 x 4, then 12 x 4), monotone
     totals = sorted({t for _, t in progress})
-    assert totals == [32, 48]
+    assert totals == [8, 12, 32, 48]  # each VerifierScore's own bar (8, 12 candidates), then 8 x 4 and 12 x 4 steps
     for total in totals:
         values = [v for v, t in progress if t == total]
         assert values == sorted(values) and values[-1] == total

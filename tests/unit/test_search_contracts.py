@@ -103,6 +103,8 @@ def test_budget_by_hand():
         "K_global": 3, "generations": 2, "N": 11, "formula": "3 + 2*2 + 2*2 = 11", "candidates": 11,
         "rounds": [{"M": 2, "K_local": 2, "mode": "sphere", "strength": 0.8, "elites": list(r[0].elites)},
                    {"M": 2, "K_local": 2, "mode": "sphere", "strength": 0.4, "elites": list(r[1].elites)}],
+        # no screening, no stop rule: every planned candidate finished
+        "finished": 11, "pruned": 0, "unspent": 0, "stopped": None,
     }
     assert Pool(setup=None, k_global=5).budget()["formula"] == "5 = 5"
 
@@ -253,11 +255,17 @@ def test_report_by_hand():
         "pool_id": pool.pool_id, "winner": 1, "winner_seed": 11, "budget": pool.budget(), "weights": {"a": 0.5},
         "scores": {"a": {"verifier": "v1", "aspect": "a"}}, "elites": [1], "setup": {"steps": 4},
         "invalid": {}, "prompt_truncated": {},
+        # nothing was sampled through a runner here: an empty ledger
+        "compute": {"calls": 0, "nfe": 0.0, "passes": 0.0, "steps": 0, "decodes": 0, "verifier_calls": 0,
+                    "verifier_images": 0, "cfg_batched": None, "full_nfe": None, "full_samples": None,
+                    "seconds": {"sampling": 0.0, "decoding": 0.0, "scoring": 0.0}},
         "candidates": [
             {"id": 0, "seed": 10, "recipe": {"mode": "seed", "seed": 10}, "generation": 0, "parent": None,
-             "scores": {"a": 2.0}, "potential": 1.0, "elite": False, "invalid": None, "timings": {"score:v1": 0.5}},
+             "scores": {"a": 2.0}, "potential": 1.0, "elite": False, "invalid": None, "timings": {"score:v1": 0.5},
+             "nfe": 0.0, "fate": "finished", "screens": []},
             {"id": 1, "seed": 11, "recipe": {"mode": "seed", "seed": 11}, "generation": 0, "parent": None,
-             "scores": {"a": 6.0}, "potential": 3.0, "elite": True, "invalid": None, "timings": {"score:v1": 0.5}},
+             "scores": {"a": 6.0}, "potential": 3.0, "elite": True, "invalid": None, "timings": {"score:v1": 0.5},
+             "nfe": 0.0, "fate": "finished", "screens": []},
         ],
     }
     assert build_report(pool.with_elites(()), 0)["setup"] == {} and build_report(Pool(setup=None, k_global=1).add(
