@@ -14,11 +14,11 @@ SAMPLING_OK = dict(seed=0, k_global=1, steps=1, max_sub_batch=1, denoise=1.0, sa
 
 
 @pytest.mark.parametrize("field, value, match", [
-    ("seed", -1, "seed = -1: use an integer in [0, 2^64 - 1]"),
+    ("seed", -1, "seed = -1: smaller than min 0"),  # the range guard (nodes/checks.py) answers first
     ("seed", 2**64, "seed = 18446744073709551616"),
-    ("k_global", 0, "k_global = 0: the number of global candidates must be an integer >= 1"),
-    ("steps", 0, "steps = 0: the number of sampling steps must be"),
-    ("max_sub_batch", 0, "max_sub_batch = 0: the sub-batch cap must be"),
+    ("k_global", 0, "k_global = 0: smaller than min 1"),
+    ("steps", 0, "steps = 0: smaller than min 1"),
+    ("max_sub_batch", 0, "max_sub_batch = 0: smaller than min 1"),
     ("denoise", 0.0, "denoise = 0.0: use a value in (0, 1]"),
     ("denoise", 1.01, "denoise = 1.01"),
     ("sampler_name", "nope", "sampler_name = 'nope' is not one of this ComfyUI's: euler"),
@@ -45,7 +45,7 @@ def test_refine_select_and_potential_checks(comfy):
     assert LocalSeedRefine.validate_inputs(None, None, None, None) is True
     for args, match in [((0, "slerp", 0.6, 0.5), "k_local = 0"), ((1, "jitter", 0.6, 0.5), "mode = 'jitter'"),
                         ((1, "sphere", 0.0, 0.5), "strength = 0.0 for mode 'sphere'"),
-                        ((1, None, 1.5, 0.5), "strength = 1.5 for mode 'slerp'"),
+                        ((1, None, 1.5, 0.5), "strength = 1.5: bigger than max 1.0"),
                         ((1, "slerp", 0.5, 0.0), "anneal = 0.0")]:
         msg = LocalSeedRefine.validate_inputs(*args)
         assert isinstance(msg, str) and match in msg, (args, msg)

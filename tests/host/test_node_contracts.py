@@ -60,7 +60,8 @@ def test_elite_select_outputs_are_all_the_best_candidates(comfy, captured, m):
     assert report["winner"] == best.id and report["winner_seed"] == best.seed
     assert report["elites"] == ranked[:m]
     assert report["setup"] == {"seed": 41 + m, "steps": 4, "cfg": 5.0, "sampler_name": "euler", "scheduler": "normal",
-                               "denoise": 1.0, "latent_shape": [1, 4, 8, 8], "max_sub_batch": 8, "sub_batch_used": 8}
+                               "denoise": 1.0, "latent_shape": [1, 4, 8, 8], "max_sub_batch": 8, "sub_batch_used": 8,
+                               "one_at_a_time": None}  # euler batches (issue 17)
     # per-candidate timings are shares of their sub-batch's time: together no more than the whole run
     timings = [dict(c.timings) for c in pool.candidates]
     assert all(t["sub_batch"] == 8.0 and t["sample"] > 0 and t["decode"] > 0 for t in timings)
