@@ -7,11 +7,12 @@ Stages (each seeded):
 1. VAE (TAESD architecture, ``comfy.taesd.taesd``). Its full-resolution layers are expensive on a
    shared CPU, so they are *designed*, not trained: the encoder's first layers are an exact
    space-to-depth rearrangement (64x64x3 pixels -> 16x16x48), and the decoder's last layers
-   upsample four colour fields (red, green, blue, yellow; 16x16) with a [1,2,1] tent blur twice and
+   upsample four colour fields (red, green, blue, yellow; 32x32) with a [1,2,1] tent blur and
    sharpen them into masks with a hard sigmoid, then paint the palette colours on the background.
-   Only the 8x8/16x16 layers are trained (pixel MSE + MSE of the blurred fields to the colour
-   masks). The designed layers are written into the real TAESD weights and checked against the
-   cheap training path to 1e-4. Unused TAESD blocks are exact identities (zero residual branch).
+   Only the 8x8-32x32 layers are trained (the 32x32 ones on FIELD_CHANNELS live channels; pixel,
+   mask and field MSE, pixels near objects weighted up). The designed layers are written into the
+   real TAESD weights and checked against the cheap training path to 1e-4. Unused TAESD blocks are
+   exact identities (zero residual branch).
 2. Text encoder + SD1.5-family UNet, trained jointly with the eps-prediction loss on ComfyUI's own
    SD1.5 discrete schedule (sigmas from the built model's model_sampling), 10% prompt dropout to
    the empty prompt for classifier-free guidance.

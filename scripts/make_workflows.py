@@ -1,8 +1,9 @@
 """Generate example_workflows/*.json (UI format) from the readable descriptions below, checked against
 a real ComfyUI host's /object_info (api_to_ui refuses unknown inputs and links widget values by the
 host's input order), and render each workflow's thumbnail (same name, .jpg: the frontend asks for `<name>.jpg`): the candidate grid the
-workflow itself produces when run on the tiny test models (real loaders swapped for tiny ones, 64x64,
-3 steps: the pictures are noise, the layout is the real one).
+workflow itself produces when run on the lab world (lab/README.md: its loaders and text encoders
+swapped for the lab's trained 64x64 model and the prompt for "a red circle left of a blue square",
+20 steps; verifiers swapped for the tiny test ones).
 
     COMFYUI_PATH=$PWD/.comfyui/ComfyUI .venv/bin/python scripts/make_workflows.py [--no-thumbnails]
 """
@@ -197,7 +198,7 @@ def write_json(workflows: dict[str, dict]) -> None:
 
 
 def thumbnails(workflows: dict[str, dict], object_info: dict) -> None:
-    """Run each workflow on the tiny models in-process; its saved grid(s) become the thumbnail."""
+    """Run each workflow on the lab world in-process; its saved grid(s) become the thumbnail."""
     from PIL import Image
     from verifier_models import (
         register_tiny_open_clip,
@@ -209,7 +210,7 @@ def thumbnails(workflows: dict[str, dict], object_info: dict) -> None:
 
     from harness.inprocess import InProcessComfy
     from harness.paths import make_base_dir
-    from harness.tiny_swaps import tiny_prompt, write_input_image
+    from harness.tiny_swaps import lab_prompt, write_lab_input_image
     from harness.workflow import ui_to_api
 
     with tempfile.TemporaryDirectory(prefix="eacps_thumbs_") as tmp:
@@ -221,10 +222,10 @@ def thumbnails(workflows: dict[str, dict], object_info: dict) -> None:
         write_aesthetic_head(folder / "tiny_aesthetic_head.pth", input_size=32)
         write_dinov2(folder / "tiny_dinov2")
         write_tiny_qwen2_vl(folder / "tiny_qwen2vl")
-        write_input_image(base / "input")
+        write_lab_input_image(base / "input")
         comfy = InProcessComfy(base)
         for name, ui in workflows.items():
-            result = comfy.run(tiny_prompt(ui_to_api(ui, object_info)))
+            result = comfy.run(lab_prompt(ui_to_api(ui, object_info)))
             grids = [Image.open(base / "output" / e["subfolder"] / e["filename"]).convert("RGB")
                      for key, out in sorted(result.outputs.items()) for e in out.get("images", [])
                      if "grid" in e["filename"]]

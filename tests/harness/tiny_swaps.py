@@ -98,3 +98,79 @@ def write_input_image(input_dir: Path) -> Path:
     path = input_dir / INPUT_IMAGE
     Image.fromarray(rgb).save(path)
     return path
+
+
+# ---- The lab world (lab/comfy_lab_pack): the trained model, VAE and text encoder instead of the
+# random tiny ones, so a workflow draws real pictures (thumbnails, demo).
+
+LAB_PROMPT = "a red circle left of a blue square"
+LAB_STEPS = 20
+
+
+def _lab_model(_node):
+    return {"class_type": "EACPSLab_LoadModel", "inputs": {}}
+
+
+def _lab_vae(_node):
+    return {"class_type": "EACPSLab_LoadVAE", "inputs": {}}
+
+
+def lab_prompt(prompt: dict, text: str = LAB_PROMPT) -> dict:
+    """The API prompt on the lab world: model/VAE loaders -> the lab's, text encoders -> the lab's
+    (``text`` for the positive, "" for whatever feeds a ``negative`` input), a model-sampling patch
+    meant for another family (ModelSamplingAuraFlow) -> the plain lab model, 64x64 latents,
+    LAB_STEPS steps, every EACPS ``prompt`` input -> ``text``; verifiers as in ``tiny_prompt``."""
+    negatives = {v[0] for node in prompt.values() for k, v in node["inputs"].items()
+                 if k == "negative" and isinstance(v, list)}
+
+    def text_rule(node_key_text):
+        def rule(node):
+            is_negative = node["inputs"].get("text", node["inputs"].get("prompt")) in node_key_text
+            return {0: {"class_type": "EACPSLab_TextEncode", "inputs": {"text": "" if is_negative else text}}}
+        return rule
+
+    negative_texts = {prompt[k]["inputs"].get("text", prompt[k]["inputs"].get("prompt")) for k in negatives
+                      if prompt[k]["class_type"] in ("CLIPTextEncode", "TextEncodeQwenImageEdit")}
+    rules = dict(RULES)
+    rules.update({
+        "UNETLoader": lambda n: {0: _lab_model(n)},
+        "CheckpointLoaderSimple": lambda n: {0: _lab_model(n), 2: _lab_vae(n)},
+        "VAELoader": lambda n: {0: _lab_vae(n)},
+        "ModelSamplingAuraFlow": lambda n: {0: _lab_model(n)},
+        "CLIPTextEncode": text_rule(negative_texts),
+        "TextEncodeQwenImageEdit": text_rule(negative_texts),
+    })
+    out = swap_nodes(prompt, rules)
+    for node in out.values():
+        inputs = node["inputs"]
+        if "steps" in inputs:
+            inputs["steps"] = LAB_STEPS
+        if node["class_type"].startswith("EACPS_") and isinstance(inputs.get("prompt"), str):
+            inputs["prompt"] = text
+    return out
+
+
+def write_lab_input_image(input_dir: Path, text: str = LAB_PROMPT) -> Path:
+    """A render of ``text`` from the lab world as the workflows' LoadImage input (seeded)."""
+    import numpy as np
+    from PIL import Image
+
+    path = input_dir / INPUT_IMAGE
+    Image.fromarray(lab_world().render(text, np.random.default_rng(0))).save(path)
+    return path
+
+
+def lab_world():
+    """lab/world.py, the same module object the lab pack uses (``eacps_lab_world``)."""
+    import importlib.util
+    import sys
+
+    from .paths import REPO_ROOT
+
+    name = "eacps_lab_world"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "lab" / "world.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
