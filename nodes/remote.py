@@ -344,20 +344,20 @@ class RemoteRunner(LocalRunner):
     def run(self, tasks: list[Task]) -> tuple[list[Outcome], Ledger]:
         parts = self.sub_batches(tasks)
         jobs = [(key, [tasks[i] for i in part]) for key, part in parts]
-        results = run_distributed(self.setup, jobs, lambda key, chunk: self._chunk(chunk, *key), self.progress,
-                                  _interrupted)
+        import comfy.model_management
+
+        try:
+            results = run_distributed(self.setup, jobs, lambda key, chunk: self._chunk(chunk, *key), self.progress,
+                                      comfy.model_management.processing_interrupted)
+        except Cancelled:
+            comfy.model_management.throw_exception_if_processing_interrupted()  # ends the prompt as interrupted
+            raise
         return self.gather(tasks, parts, results)
 
 
 def make_runner(setup, progress=None) -> LocalRunner:
     """The runner for ``setup``: RemoteRunner when workers are attached, else LocalRunner."""
     return (RemoteRunner if setup.workers is not None else LocalRunner)(setup, progress)
-
-
-def _interrupted() -> bool:
-    import comfy.model_management
-
-    return comfy.model_management.processing_interrupted()
 
 
 def run_distributed(setup, jobs: list[tuple[tuple, list[Task]]], run_local, progress, is_interrupted) -> list[tuple]:
