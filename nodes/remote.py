@@ -464,7 +464,7 @@ def _unpack(out: dict, n: int, round_trip: float, url: str) -> tuple[list[Outcom
         Outcome(state=states[i:i + 1].clone(), image=None if images is None else images[i:i + 1].clone(),
                 nfe=float(info[i]["nfe"]),
                 seconds=tuple((k, float(v)) for k, v in info[i]["seconds"]) + (("round_trip", round_trip / n),),
-                ran_on=url)
+                invalid=info[i].get("invalid"), ran_on=url)
         for i in range(n)
     ]
     return outcomes, ledger
@@ -472,8 +472,8 @@ def _unpack(out: dict, n: int, round_trip: float, url: str) -> tuple[list[Outcom
 
 def worker_results_file(outcomes: list[Outcome], ledger: Ledger, folder: str) -> str:
     """Write a worker's sub-batch to ``folder`` as one safetensors file (states [n, ...] and, when
-    decoded, images [n, H, W, 3], float32 CPU, as computed; outcomes' NFE/seconds and the ledger as
-    JSON metadata); returns its file name."""
+    decoded, images [n, H, W, 3], float32 CPU, as computed; outcomes' NFE, seconds and invalid
+    reason and the ledger as JSON metadata); returns its file name."""
     os.makedirs(folder, exist_ok=True)
     name = f"eacps_{uuid.uuid4().hex}.safetensors"
     tensors = {"states": torch.cat([o.state for o in outcomes]).contiguous()}
@@ -481,6 +481,7 @@ def worker_results_file(outcomes: list[Outcome], ledger: Ledger, folder: str) ->
         tensors["images"] = torch.cat([o.image for o in outcomes]).contiguous()
     fields = {f: getattr(ledger, f) for f in ledger.__dataclass_fields__}
     meta = {"version": PACK_VERSION, "ledger": json.dumps(fields),
-            "outcomes": json.dumps([{"nfe": o.nfe, "seconds": list(o.seconds)} for o in outcomes])}
+            "outcomes": json.dumps([{"nfe": o.nfe, "seconds": list(o.seconds), "invalid": o.invalid}
+                                    for o in outcomes])}
     safetensors.torch.save_file(tensors, os.path.join(folder, name), metadata=meta)
     return name
