@@ -2,10 +2,10 @@
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import loaders, sampling, saving, scoring, search_nodes, selection
+from . import loaders, sampling, saving, scoring, search_nodes, selection, workers
 from .checks import guard
 
-NODE_MODULES = (sampling, scoring, selection, search_nodes, saving, loaders)
+NODE_MODULES = (sampling, scoring, selection, search_nodes, saving, loaders, workers)
 
 
 class EACPSExtension(ComfyExtension):

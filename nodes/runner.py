@@ -129,6 +129,12 @@ class LocalRunner:
         self.previewer = latent_preview.get_previewer(setup.model.load_device, setup.model.model.latent_format)
 
     def run(self, tasks: list[Task]) -> tuple[list[Outcome], Ledger]:
+        parts = self.sub_batches(tasks)
+        return self.gather(tasks, parts, [self.run_part(tasks, key, part) for key, part in parts])
+
+    def sub_batches(self, tasks: list[Task]) -> list[tuple[tuple, list[int]]]:
+        """Checks the tasks and cuts them into sub-batches: (start, stop, steps, decode) and the
+        indices of at most ``setup.sub_batch`` tasks sharing it, one sampler call each."""
         groups: dict[tuple, list[int]] = {}
         for i, t in enumerate(tasks):
             if t.decode not in DECODES:
@@ -140,16 +146,21 @@ class LocalRunner:
             groups.setdefault((t.start, t.stop, t.steps, t.decode), []).append(i)
         if self.progress is None:
             self.progress = Progress(sum(t.stop - t.start for t in tasks))
+        b = self.setup.sub_batch
+        return [(key, idx[begin:begin + b]) for key, idx in groups.items() for begin in range(0, len(idx), b)]
+
+    def run_part(self, tasks: list[Task], key: tuple, part: list[int]) -> tuple[list[Outcome], Ledger]:
+        return self._chunk([tasks[i] for i in part], *key)
+
+    @staticmethod
+    def gather(tasks, parts, results) -> tuple[list[Outcome], Ledger]:
+        """One Outcome per task in task order, and the summed Ledger, from each part's results."""
         outcomes: list[Outcome | None] = [None] * len(tasks)
         ledger = Ledger()
-        b = self.setup.sub_batch
-        for key, idx in groups.items():
-            for begin in range(0, len(idx), b):
-                part = idx[begin:begin + b]
-                got, cost = self._chunk([tasks[i] for i in part], *key)
-                ledger += cost
-                for i, o in zip(part, got, strict=True):
-                    outcomes[i] = o
+        for (_, part), (got, cost) in zip(parts, results, strict=True):
+            ledger += cost
+            for i, o in zip(part, got, strict=True):
+                outcomes[i] = o
         return outcomes, ledger
 
     def _chunk(self, chunk: list[Task], start: int, stop: int, steps: int, what: str) -> tuple[list[Outcome], Ledger]:

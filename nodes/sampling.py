@@ -15,7 +15,7 @@ noise-injecting ones (ancestral, SDE, ddpm, lcm, ...) get per-candidate per-step
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import comfy.sample
@@ -40,8 +40,10 @@ from ..search.strategy import (
 from . import noise_sources
 from .checks import first_error
 from .compute import check_compute, compute_inputs, compute_options, screen_evaluator, screen_inputs
-from .runner import LocalRunner, Progress, decode, decode_problem  # noqa: F401  (decode: selection.py uses it)
+from .remote import make_runner
+from .runner import Progress, decode, decode_problem  # noqa: F401  (decode: selection.py uses it)
 from .types import Candidates
+from .workers import with_workers, workers_input
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,8 @@ class SamplingSetup:
     denoise: float
     vae: Any
     max_sub_batch: int
+    workers: Any = None  # remote.Workers: other instances that sample a share (None: all here)
+    graph: Any = None  # remote.FeedingGraph: the graph feeding stage 1, rebuilt on workers
 
     @property
     def noise_shape(self) -> tuple[int, ...]:
@@ -80,7 +84,15 @@ class SamplingSetup:
             "scheduler": self.scheduler, "denoise": self.denoise, "latent_shape": list(self.noise_shape),
             "max_sub_batch": self.max_sub_batch, "sub_batch_used": self.sub_batch,
             "one_at_a_time": self.one_at_a_time,
+            **({"workers": self.workers.describe()} if self.workers is not None else {}),
         }
+
+    @property
+    def instances(self) -> int:
+        """How many instances sample at once (this one and its workers)."""
+        if self.workers is None:
+            return 1
+        return len(self.workers.urls) + int(self.workers.include_local)
 
 
 def prepare_latent(model, latent: dict) -> dict:
@@ -110,8 +122,8 @@ def global_stage(setup: SamplingSetup, k_global: int, progress: Progress | None 
     pool = Pool(setup=setup, k_global=int(k_global))
     if progress is None:
         progress = Progress(SuccessiveHalving(k_global, setup.steps, screening or Screening()).planned_steps())
-    return run_stage(pool, strategy.ask(), None, LocalRunner(setup, progress), evaluate, screening, stop,
-                     setup.sub_batch)
+    return run_stage(pool, strategy.ask(), None, make_runner(setup, progress), evaluate, screening, stop,
+                     setup.sub_batch * setup.instances)
 
 
 def refine_stage(pool: Pool, k_local: int, mode: str, strength: float, anneal: float,
@@ -123,8 +135,8 @@ def refine_stage(pool: Pool, k_local: int, mode: str, strength: float, anneal: f
     proposals, round_ = strategy.ask(pool)
     if progress is None:
         progress = Progress(SuccessiveHalving(len(proposals), pool.setup.steps, screening or Screening()).planned_steps())
-    return run_stage(pool, proposals, round_, LocalRunner(pool.setup, progress), evaluate, screening, stop,
-                     pool.setup.sub_batch)
+    return run_stage(pool, proposals, round_, make_runner(pool.setup, progress), evaluate, screening, stop,
+                     pool.setup.sub_batch * pool.setup.instances)
 
 
 class SeedSearchGlobal(io.ComfyNode):
@@ -161,7 +173,9 @@ class SeedSearchGlobal(io.ComfyNode):
                              tooltip="Most candidates per sampler call (memory cap). Results do not depend on it."),
                 *compute_inputs(),
                 *screen_inputs(),
+                workers_input(),
             ],
+            hidden=[io.Hidden.prompt, io.Hidden.unique_id],
             outputs=[
                 Candidates.Output(display_name="candidates", tooltip="The candidate pool (carries the sampling setup)."),
                 io.Image.Output(display_name="images", tooltip="Every candidate's decoded image, in candidate order."),
@@ -188,14 +202,14 @@ class SeedSearchGlobal(io.ComfyNode):
     @classmethod
     def execute(cls, model, positive, negative, latent_image, vae, seed, k_global, steps, cfg, sampler_name,
                 scheduler, denoise, max_sub_batch, screen_verifier=None, screen_weights="", screen_prompt="",
-                **compute) -> io.NodeOutput:
+                workers=None, **compute) -> io.NodeOutput:
         check = cls.validate_inputs(seed, k_global, steps, max_sub_batch, denoise, sampler_name, scheduler, **compute)
         if check is not True:
             raise SearchError(check)
         screening, stop = compute_options(steps, **compute)
         evaluate = screen_evaluator(screen_verifier, screen_prompt, screen_weights, screening, stop)
-        setup = make_setup(model, positive, negative, latent_image, vae, seed, steps, cfg, sampler_name,
-                           scheduler, denoise, max_sub_batch)
+        setup = with_workers(make_setup(model, positive, negative, latent_image, vae, seed, steps, cfg, sampler_name,
+                                        scheduler, denoise, max_sub_batch), workers, cls.hidden)
         pool = global_stage(setup, k_global, None, evaluate, screening, stop)
         return io.NodeOutput(pool, torch.cat([c.image for c in pool.candidates]))
 
@@ -251,6 +265,7 @@ class LocalSeedRefine(io.ComfyNode):
                                tooltip="Radius factor per extra refinement generation (1 keeps it constant)."),
                 *compute_inputs(),
                 *screen_inputs(),
+                workers_input(),
             ],
             outputs=[
                 Candidates.Output(display_name="candidates", tooltip="The grown pool."),
@@ -275,11 +290,13 @@ class LocalSeedRefine(io.ComfyNode):
 
     @classmethod
     def execute(cls, candidates, k_local, mode, strength, anneal, screen_verifier=None, screen_weights="",
-                screen_prompt="", **compute) -> io.NodeOutput:
+                screen_prompt="", workers=None, **compute) -> io.NodeOutput:
         pool: Pool = candidates
         check = cls.validate_inputs(k_local, mode, strength, anneal, **compute)
         if check is not True:
             raise SearchError(check)
+        if workers is not None:
+            pool = replace(pool, setup=with_workers(pool.setup, workers, None))
         screening, stop = compute_options(pool.setup.steps, **compute)
         evaluate = screen_evaluator(screen_verifier, screen_prompt, screen_weights, screening, stop)
         grown = refine_stage(pool, k_local, mode, strength, anneal, None, evaluate, screening, stop)

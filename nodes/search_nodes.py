@@ -24,6 +24,7 @@ from .saving import keep_sampled
 from .scoring import apply_weights, score_pool, verifier_info
 from .selection import select_best
 from .types import Verifier as VerifierSocket
+from .workers import with_workers, workers_input
 
 VERIFIER_SLOTS = ("verifier_1", "verifier_2", "verifier_3", "verifier_4")
 DEFAULT_WEIGHTS = "sharpness=1.0\nexposure=1.0"
@@ -55,6 +56,7 @@ def _scoring_inputs() -> list:
                      tooltip="Most candidates per sampler call (memory cap). Results do not depend on it."),
         io.Image.Input("reference", optional=True,
                        tooltip="Reference image (edit input / identity source) for verifiers that use one."),
+        workers_input(),
     ]
 
 
@@ -150,7 +152,7 @@ def _check_widgets(seed=None, steps=None, denoise=None, max_sub_batch=None, weig
     return first_error(None if weights is None else (parse_weights, weights))
 
 
-def _prepare(check, verifier_inputs, weights, prompt, reference, *sampling):
+def _prepare(check, hidden, workers, verifier_inputs, weights, prompt, reference, *sampling):
     """What both one-node searches do before sampling: the widget checks (``check``, the node's
     validate_inputs result), the connected verifiers and their weights, the sampling setup."""
     if check is not True:
@@ -158,7 +160,7 @@ def _prepare(check, verifier_inputs, weights, prompt, reference, *sampling):
     verifiers = _connected(dict(zip(("verifier_1", "verifier_2", "verifier_3", "verifier_4"), verifier_inputs,
                                     strict=True)))
     check_before_sampling(verifiers, weights, prompt, reference)
-    return verifiers, make_setup(*sampling)
+    return verifiers, with_workers(make_setup(*sampling), workers, hidden)
 
 
 def _check_survivors(n: int, m: int | None, steps, compute: dict) -> bool | str:
@@ -210,6 +212,7 @@ class Search(io.ComfyNode):
                 *compute_inputs(),
             ],
             outputs=_outputs(),
+            hidden=[io.Hidden.prompt, io.Hidden.unique_id],
         )
 
     @classmethod
@@ -238,12 +241,12 @@ class Search(io.ComfyNode):
     def execute(cls, model, positive, negative, latent_image, vae, seed, steps, cfg, sampler_name, scheduler,
                 denoise, verifier_1, k_global, m, k_local, mode, strength, generations, anneal, weights, prompt,
                 max_sub_batch, reference=None, verifier_2=None, verifier_3=None, verifier_4=None,
-                **compute) -> io.NodeOutput:
+                workers=None, **compute) -> io.NodeOutput:
         check = cls.validate_inputs(seed=seed, steps=steps, denoise=denoise, max_sub_batch=max_sub_batch,
                                     weights=weights, k_global=k_global, m=m, k_local=k_local,
                                     generations=generations, mode=mode, strength=strength, anneal=anneal,
                                     sampler_name=sampler_name, scheduler=scheduler, **compute)
-        verifiers, setup = _prepare(check, (verifier_1, verifier_2, verifier_3, verifier_4), weights, prompt,
+        verifiers, setup = _prepare(check, cls.hidden, workers, (verifier_1, verifier_2, verifier_3, verifier_4), weights, prompt,
                                     reference, model, positive, negative, latent_image, vae, seed, steps, cfg,
                                     sampler_name, scheduler, denoise, max_sub_batch)
         screening, stop = compute_options(setup.steps, **compute)
@@ -285,6 +288,7 @@ class BestOfN(io.ComfyNode):
                 *compute_inputs(),
             ],
             outputs=_outputs(),
+            hidden=[io.Hidden.prompt, io.Hidden.unique_id],
         )
 
     @classmethod
@@ -299,10 +303,10 @@ class BestOfN(io.ComfyNode):
     @classmethod
     def execute(cls, model, positive, negative, latent_image, vae, seed, steps, cfg, sampler_name, scheduler,
                 denoise, verifier_1, n, weights, prompt, max_sub_batch, reference=None, verifier_2=None,
-                verifier_3=None, verifier_4=None, **compute) -> io.NodeOutput:
+                verifier_3=None, verifier_4=None, workers=None, **compute) -> io.NodeOutput:
         check = cls.validate_inputs(seed=seed, steps=steps, denoise=denoise, max_sub_batch=max_sub_batch,
                                     weights=weights, n=n, sampler_name=sampler_name, scheduler=scheduler, **compute)
-        verifiers, setup = _prepare(check, (verifier_1, verifier_2, verifier_3, verifier_4), weights, prompt,
+        verifiers, setup = _prepare(check, cls.hidden, workers, (verifier_1, verifier_2, verifier_3, verifier_4), weights, prompt,
                                     reference, model, positive, negative, latent_image, vae, seed, steps, cfg,
                                     sampler_name, scheduler, denoise, max_sub_batch)
         screening, stop = compute_options(setup.steps, **compute)

@@ -54,6 +54,7 @@ class Candidate:
     invalid: str | None = None  # why the candidate cannot compete (NaN decode, non-finite score), or None
     screens: tuple[Screen, ...] = ()  # screening rungs passed (and the one it was pruned at)
     nfe: float = 0.0  # denoiser calls this candidate took part in (search/budget.py)
+    ran_on: str = "local"  # the instance that sampled it: "local" or a worker's address
 
     @property
     def pruned_at(self) -> int | None:

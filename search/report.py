@@ -38,6 +38,7 @@ def build_report(pool: Pool, winner: int | None, setup: dict | None = None, stop
                 "invalid": c.invalid,
                 "timings": {k: v for k, v in c.timings},
                 "nfe": c.nfe,
+                "ran_on": c.ran_on,
                 "fate": _fate(c),
                 "screens": [{"step": s.step, "kind": s.kind, "preview_potential": s.potential, "kept": s.kept}
                             for s in c.screens],

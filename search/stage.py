@@ -49,13 +49,15 @@ class Outcome:
     """state: the latent after ``stop`` ([1, ...] CPU tensor; at the end of the schedule the final
     latent). image: the decoded IMAGE [1, H, W, 3] (None for decode "none"). nfe: denoiser calls
     this candidate took part in. seconds: (what, seconds) shares of this candidate. invalid: why
-    it cannot compete (a NaN latent or decode), else None."""
+    it cannot compete (a NaN latent or decode), else None. ran_on: where it
+    ran (nodes/remote.py sends work to other ComfyUI instances)."""
 
     state: Any
     image: Any
     nfe: float
     seconds: tuple[tuple[str, float], ...] = ()
     invalid: str | None = None  # why it cannot compete (non-finite latent or pixels), or None
+    ran_on: str = "local"  # the instance that ran it: "local" or a worker's address
 
 
 class Runner(Protocol):
@@ -145,6 +147,7 @@ def run_stage(pool: Pool, proposals: list[Proposal], round_: Round | None, runne
             new.append(replace(
                 c, id=c.id + len(new), screens=tuple(plan.screens[f.slot]), invalid=o.invalid,
                 nfe=o.nfe + (prev.nfe if prev else 0.0), timings=_merge_seconds(prev.seconds if prev else (), o.seconds),
+                ran_on=o.ran_on,
             ))
         pool = pool.add(new, None if added_round else round_)
         added_round = True
@@ -179,7 +182,7 @@ def _add_pruned(pool: Pool, proposals: list[Proposal], plan: SuccessiveHalving, 
         o = previews[slot]
         (c,) = to_candidates(pool, [proposals[slot]], image=[o.image])
         pruned.append(replace(c, id=c.id + len(pruned), screens=tuple(plan.screens[slot]), nfe=o.nfe,
-                              timings=o.seconds, invalid=o.invalid))
+                              timings=o.seconds, invalid=o.invalid, ran_on=o.ran_on))
     if pruned:
         pool = pool.add(pruned, None if added_round else round_)
     return pool
