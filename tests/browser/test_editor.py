@@ -18,6 +18,7 @@ import time
 
 import pytest
 from host.graphs import base_nodes, sampler_settings
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from harness.paths import PACK_FOLDER_NAME, REPO_ROOT
 from harness.workflow import _input_specs, api_to_ui, ui_to_api
@@ -196,7 +197,15 @@ def search_run(editor, object_info, loaded):
     assert done[1] == "execution_success", done
     search_id = str(next(n["id"] for n in ui["nodes"] if n["type"] == "EACPS_Search"))
     save_id = str(next(n["id"] for n in ui["nodes"] if n["type"] == "EACPS_SaveImageWithReport"))
-    editor.page.wait_for_timeout(500)  # let the frontend draw the outputs
+    # The frontend loads output images asynchronously; on a loaded machine that takes more than a
+    # fixed pause. Wait for both nodes' pictures; if they never come, the tests that check them say so.
+    try:
+        editor.page.wait_for_function("""(ids) => ids.every(id => {
+            const img = window.app.graph.getNodeById(Number(id))?.imgs?.[0];
+            return img && img.complete && img.naturalWidth > 0;
+        })""", arg=[search_id, save_id], timeout=30_000)
+    except PlaywrightTimeoutError:
+        pass
     editor.page.evaluate("() => window.app.canvas.draw(true, true)")
     shown = editor.page.evaluate("""(ids) => Object.fromEntries(ids.map(id => {
         const img = window.app.graph.getNodeById(Number(id))?.imgs?.[0];
