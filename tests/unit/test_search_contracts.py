@@ -262,10 +262,10 @@ def test_report_by_hand():
         "candidates": [
             {"id": 0, "seed": 10, "recipe": {"mode": "seed", "seed": 10}, "generation": 0, "parent": None,
              "scores": {"a": 2.0}, "potential": 1.0, "elite": False, "invalid": None, "timings": {"score:v1": 0.5},
-             "nfe": 0.0, "fate": "finished", "screens": []},
+             "nfe": 0.0, "ran_on": "local", "fate": "finished", "screens": []},
             {"id": 1, "seed": 11, "recipe": {"mode": "seed", "seed": 11}, "generation": 0, "parent": None,
              "scores": {"a": 6.0}, "potential": 3.0, "elite": True, "invalid": None, "timings": {"score:v1": 0.5},
-             "nfe": 0.0, "fate": "finished", "screens": []},
+             "nfe": 0.0, "ran_on": "local", "fate": "finished", "screens": []},
         ],
     }
     assert build_report(pool.with_elites(()), 0)["setup"] == {} and build_report(Pool(setup=None, k_global=1).add(
