@@ -57,6 +57,7 @@ from harness.inprocess import InProcessComfy  # noqa: E402
 from harness.paths import comfyui_path, make_base_dir  # noqa: E402
 
 NFE_KEY = "quality"
+COMMAND = "./bench/quality.sh"  # how the results say they were made (quality_compute.py sets its own)
 SAMPLER_NODES = ("pool", "search")
 
 
@@ -159,12 +160,15 @@ def best_of_n(n: int) -> Method:
 
 
 def eacps(k_global: int, m: int, k_local: int, mode: str = "slerp", strength: float = 0.6, generations: int = 1,
-          anneal: float = 0.5) -> Method:
+          anneal: float = 0.5, paired_n: int | None = None, tag: str = "", **compute) -> Method:
+    """EACPS_Search with these settings. ``compute``: its compute options (prune_steps, prune_keep,
+    stop_at_potential, ...; named in ``tag``); ``paired_n``: the best-of-N it costs as much as
+    (default: its candidate count, right when every candidate runs all its steps)."""
     settings = {"k_global": k_global, "m": m, "k_local": k_local, "mode": mode, "strength": strength,
-                "generations": generations, "anneal": anneal}
-    n = k_global + generations * m * k_local
+                "generations": generations, "anneal": anneal, **compute}
+    n = paired_n or k_global + generations * m * k_local
     radius = "" if mode == "seed_offset" else f"{strength:g}"
-    name = f"eacps_{mode}{radius}_{k_global}+{generations}x{m}x{k_local}"
+    name = f"eacps_{mode}{radius}_{k_global}+{generations}x{m}x{k_local}{tag}"
 
     def run(bench: Bench, case: Case) -> Outcome:
         return bench.search(case, settings)
@@ -174,8 +178,12 @@ def eacps(k_global: int, m: int, k_local: int, mode: str = "slerp", strength: fl
 
 def standard_methods(pool: int) -> list[Method]:
     ns = [n for n in (1, 2, 4, 8, 12, 16, 20, 24, 32, 40, 48, 64) if n <= pool]
+    return [*(best_of_n(n) for n in ns), *eacps_variants()]
+
+
+def eacps_variants() -> list[Method]:
+    """The EACPS_Search variants the pack offers: modes, strengths, generations, a larger N."""
     return [
-        *(best_of_n(n) for n in ns),
         eacps(8, 3, 4, "slerp", 0.6),  # the pack's defaults
         eacps(8, 3, 4, "slerp", 0.3),
         eacps(8, 3, 4, "slerp", 0.9),
@@ -291,6 +299,9 @@ def _mean_se(x: list[float]) -> tuple[float, float]:
     return float(a.mean()), se
 
 
+REFERENCE = "best_of_20"  # every other method is also compared with it (e.g. at half its NFE)
+
+
 def summarise(methods: list[Method], records: list[dict]) -> dict:
     """Per method: mean E and its SE over prompts, mean NFE / wall / CPU seconds, and for methods
     with the same N as a best-of-N entry the paired difference against it (mean, SE) and win / tie /
@@ -314,6 +325,10 @@ def summarise(methods: list[Method], records: list[dict]) -> dict:
                 "win": sum(a > b for a, b in runs), "tie": sum(a == b for a, b in runs),
                 "loss": sum(a < b for a, b in runs),
             }
+        if m.family != "best_of_n" and REFERENCE in {r for r in bon.values()}:
+            ref = [r["outcomes"][REFERENCE] for r in records]
+            d_mean, d_se = _mean_se([o["e"] - b["e"] for o, b in zip(out, ref, strict=True)])
+            row["vs_reference"] = {"baseline": REFERENCE, "paired_diff": d_mean, "paired_diff_se": d_se}
         rows[m.name] = row
     if "best_of_1" in rows:
         rows["best_of_1"]["candidate0_mean_e"] = float(np.mean([r["outcomes"]["best_of_1"]["candidate0_e"]
@@ -363,7 +378,7 @@ def meta(argv: list[str], threads: int) -> dict:
             "torch_threads": threads, "torch": torch.__version__, "comfyui": comfyui_version.__version__,
             "python": platform.python_version(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "git_commit": commit, "command": "./bench/quality.sh " + " ".join(argv)}
+            "git_commit": commit, "command": f"{COMMAND} " + " ".join(argv)}
 
 
 def markdown(results: dict) -> str:
@@ -380,16 +395,17 @@ def markdown(results: dict) -> str:
         f"Best-of-N: the unbiased estimator from one pool of {s['pool']} candidates per prompt (V-best of N drawn "
         "without replacement); its NFE and wall time are the pool's, pro-rated. W/T/L: against the actual "
         "best-of-N pick (V-best of the pool's first N seeds = `EACPS_BestOfN(n=N)` at the same seed).", "",
-        "| method | N | NFE / prompt | mean E | SE | paired diff vs best-of-N | SE | W/T/L | wall s / prompt | "
-        "CPU s / prompt |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| method | N | NFE / prompt | mean E | SE | paired diff vs best-of-N | SE | W/T/L | diff vs {REFERENCE} "
+        "(SE) | wall s / prompt | CPU s / prompt |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in rows.items():
-        vs = r.get("vs_best_of_n")
+        vs, ref = r.get("vs_best_of_n"), r.get("vs_reference")
         diff = f"{vs['paired_diff']:+.3f} | {vs['paired_diff_se']:.3f} | {vs['win']}/{vs['tie']}/{vs['loss']}" if vs \
             else "| |"
+        to_ref = f"{ref['paired_diff']:+.3f} ({ref['paired_diff_se']:.3f})" if ref else ""
         lines.append(f"| {name} | {r['n']} | {r['mean_nfe']:.0f} | {r['mean_e']:.3f} | {r['se_e']:.3f} | {diff} | "
-                     f"{r['mean_wall_s']:.2f} | {r['mean_cpu_s']:.2f} |")
+                     f"{to_ref} | {r['mean_wall_s']:.2f} | {r['mean_cpu_s']:.2f} |")
     b1 = rows.get("best_of_1", {})
     if "candidate0_mean_e" in b1:
         lines += ["", f"One sample: {b1['mean_e']:.3f} (pool mean); candidate 0 alone (the plain KSampler at the "
@@ -524,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
                   + ", ".join(f"{m.name} {o[m.name]['e']:.2f}" for m in methods if m.family != "best_of_n")
                   + f" ({el:.0f} s, ~{el / (j + 1) * (len(todo) - j - 1):.0f} s left)", flush=True)
         if shards > 1:
-            print(f"shard {k}/{shards} done; after every shard: ./bench/quality.sh --report-only "
+            print(f"shard {k}/{shards} done; after every shard: {COMMAND} --report-only "
                   f"{' '.join(a for a in argv if not a.startswith('--shard'))}")
             return 0
     records = []

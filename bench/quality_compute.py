@@ -93,13 +93,15 @@ def halving_n(budget: int, steps: int, rungs: tuple[int, ...], keep: float, kind
     return n
 
 
-def compute_methods(pool: int, steps: int, budget: int = 20, sub_batch: int = 4) -> list:
-    """Best-of-N (from the screened pool), adaptive stopping at best-of-``budget``, and screening plans
-    at equal NFE (chain at several k and keep fractions, preview runs), plus combinations."""
-    from quality import best_of_n
+def compute_methods(pool: int, steps: int, budget: int = 20, sub_batch: int = 4, eacps_runs: bool = True) -> list:
+    """The full table: best-of-N (from the screened pool); adaptive stopping at best-of-``budget``;
+    screening plans at equal NFE (chain at several k and keep fractions, preview runs) and at half
+    of it; their combinations with stopping (all replayed); and, when ``eacps_runs``, real runs of
+    EACPS_Search: the pack's variants (quality.standard_methods) and EACPS with pruning or stopping."""
+    from quality import best_of_n, eacps, eacps_variants
 
     b = budget
-    out = [best_of_n(n) for n in (1, 2, 4, 8, 12, 16, 20, 24, 32, 40) if n <= pool]
+    out = [best_of_n(n) for n in (1, 2, 4, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64) if n <= pool]
     stop = {"sub_batch": sub_batch}
     for t in (5.0, 6.0, 7.0, 8.0):
         out.append(replayed(f"bon{b}_stop_at_{t:g}", b, n=b, target=t, **stop))
@@ -107,18 +109,27 @@ def compute_methods(pool: int, steps: int, budget: int = 20, sub_batch: int = 4)
         out.append(replayed(f"bon{b}_plateau_{k}", b, n=b, plateau=k, **stop))
     plans = [((5,), 0.25, "chain"), ((10,), 0.5, "chain"), ((2,), 0.25, "chain"), ((5, 10), 0.5, "chain"),
              ((10,), 0.25, "chain"), ((PREVIEW_STEPS,), 0.25, "preview"), ((PREVIEW_STEPS,), 0.5, "preview")]
-    for rungs, keep, kind in plans:
-        if any(r >= steps for r in rungs) or (kind == "chain" and not set(rungs) <= set(RUNGS)):
-            continue
-        n = min(pool, halving_n(b, steps, rungs, keep, kind))
-        tag = f"{kind}{'+'.join(map(str, rungs))}_keep{keep:g}"
-        out.append(replayed(f"bon_{tag}_n{n}", b, n=n, rungs=rungs, keep=keep, kind=kind))
-        out.append(replayed(f"bon_{tag}_n{n}_stop_at_7", b, n=n, rungs=rungs, keep=keep, kind=kind, target=7.0,
-                            **stop))
+    for budget_now in sorted({b, max(1, b // 2)}, reverse=True):
+        for rungs, keep, kind in plans:
+            if any(r >= steps for r in rungs) or (kind == "chain" and not set(rungs) <= set(RUNGS)):
+                continue
+            n = min(pool, halving_n(budget_now, steps, rungs, keep, kind))
+            tag = f"{kind}{'+'.join(map(str, rungs))}_keep{keep:g}"
+            out.append(replayed(f"bon_{tag}_n{n}", budget_now, n=n, rungs=rungs, keep=keep, kind=kind))
+            out.append(replayed(f"bon_{tag}_n{n}_stop_at_7", budget_now, n=n, rungs=rungs, keep=keep, kind=kind,
+                                target=7.0, **stop))
     if 10 < steps:
         out.append(replayed(f"bon{b}_chain10_keep0.5", b, n=b, rungs=(10,), keep=0.5))  # fewer NFE, same N
+    out = list({m.name: m for m in out}.values())  # a plan that fits both budgets the same way runs once
+    if eacps_runs and steps > 10 and pool >= 20:
+        out += eacps_variants()
+        # EACPS with both stages pruned at step 10 (keep a quarter): 16 * 10 + 4 * 10 sampler steps per
+        # stage, 400 in all = best-of-20's
+        prune = {"prune_steps": "10", "prune_keep": 0.25}
+        out.append(eacps(16, 2, 8, "slerp", 0.6, paired_n=20, tag="_chain10_keep0.25", **prune))
+        out.append(eacps(16, 4, 4, "slerp", 0.6, paired_n=20, tag="_chain10_keep0.25", **prune))
+        out.append(eacps(8, 3, 4, "slerp", 0.6, paired_n=20, tag="_stop_at_7", stop_at_potential=7.0))
     return out
-
 
 
 def screened(bench, case) -> dict:
@@ -192,8 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     import quality
 
     steps = int(argv[argv.index("--steps") + 1]) if "--steps" in argv else (4 if "--quick" in argv else 20)
+    quality.COMMAND = ".venv/bin/python bench/quality_compute.py"
     quality.standard_methods = lambda pool: compute_methods(pool, steps, budget=min(20, pool))
-    quality.quick_methods = lambda pool: compute_methods(pool, steps, budget=min(20, pool), sub_batch=2)
+    quality.quick_methods = lambda pool: compute_methods(pool, steps, budget=min(20, pool), sub_batch=2,
+                                                         eacps_runs=False)
     plain_pool = quality.Bench.pool
 
     def pool(self, case):

@@ -368,8 +368,8 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=LAB / "weights")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--vae-steps", type=int, default=3500)
-    ap.add_argument("--unet-steps", type=int, default=7000)
-    ap.add_argument("--max-unet-minutes", type=float, default=22.0)
+    ap.add_argument("--unet-steps", type=int, default=14000)
+    ap.add_argument("--max-unet-minutes", type=float, default=45.0)
     ap.add_argument("--calibration-prompts", type=int, default=32)
     args = ap.parse_args()
     if args.smoke:
