@@ -176,6 +176,17 @@ def eacps(k_global: int, m: int, k_local: int, mode: str = "slerp", strength: fl
     return Method(name, "eacps", n, run, settings)
 
 
+def best_of_n_node(n: int, paired_n: int | None = None, tag: str = "", **compute) -> Method:
+    """A real run of EACPS_BestOfN(n) with its compute options (``compute``, named in ``tag``);
+    ``paired_n``: the best-of-N it costs as much as (default n)."""
+    settings = {"n": n, **compute}
+
+    def run(bench: Bench, case: Case) -> Outcome:
+        return bench.search(case, settings, node="EACPS_BestOfN")
+
+    return Method(f"best_of_n_node_{n}{tag}", "best_of_n_node", paired_n or n, run, settings)
+
+
 def standard_methods(pool: int) -> list[Method]:
     ns = [n for n in (1, 2, 4, 8, 12, 16, 20, 24, 32, 40, 48, 64) if n <= pool]
     return [*(best_of_n(n) for n in ns), *eacps_variants()]
@@ -277,9 +288,9 @@ class Bench:
                                        "seeds": [c.seed for c in pool.candidates]}
         return self._pools[case.index]
 
-    def search(self, case: Case, settings: dict) -> Outcome:
+    def search(self, case: Case, settings: dict, node: str = "EACPS_Search") -> Outcome:
         g = self.base(case.prompt)
-        g["search"] = {"class_type": "EACPS_Search",
+        g["search"] = {"class_type": node,
                        "inputs": {**self.sampling(case), "verifier_1": ["judge_v", 0], "weights": "judge_v=1.0",
                                   "prompt": case.prompt, **settings}}
         g["cap_image"] = _capture(["search", 0], "image")
@@ -541,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
                   + f" ({el:.0f} s, ~{el / (j + 1) * (len(todo) - j - 1):.0f} s left)", flush=True)
         if shards > 1:
             print(f"shard {k}/{shards} done; after every shard: {COMMAND} --report-only "
-                  f"{' '.join(a for a in argv if not a.startswith('--shard'))}")
+                  f"{' '.join(a for a, prev in zip(argv, ['', *argv[:-1]], strict=True) if '--shard' not in (a, prev))}")
             return 0
     records = []
     for path in sorted(out_dir.glob("cases-*.jsonl")):

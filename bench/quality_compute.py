@@ -132,6 +132,19 @@ def compute_methods(pool: int, steps: int, budget: int = 20, sub_batch: int = 4,
     return out
 
 
+def confirm_methods(pool: int) -> list:
+    """Real runs (not replays) of the configuration chosen as EACPS_BestOfN's default, and of EACPS
+    with the same pruning, beside best-of-N read from the pool (``--confirm``)."""
+    from quality import best_of_n, best_of_n_node, eacps
+
+    prune = {"prune_steps": "5, 10", "prune_keep": 0.5}
+    return [*(best_of_n(n) for n in (1, 10, 20) if n <= pool),
+            # 40 * 5 + 20 * 5 + 10 * 10 = 400 sampler steps = best-of-20's
+            best_of_n_node(40, paired_n=20, tag="_chain5+10_keep0.5", **prune),
+            # global 16 * 5 + 8 * 5 + 4 * 10 = 160, local 24 * 5 + 12 * 5 + 6 * 10 = 240: 400 in all
+            eacps(16, 3, 8, "slerp", 0.6, paired_n=20, tag="_chain5+10_keep0.5", **prune)]
+
+
 def screened(bench, case) -> dict:
     """One pool per prompt for the issue-#11 replays: ``pool_size`` plain seeds (the case's seed
     first, as EACPS_BestOfN draws them) through EACPS_SeedSearchGlobal with V scoring the x0
@@ -204,7 +217,11 @@ def main(argv: list[str] | None = None) -> int:
 
     steps = int(argv[argv.index("--steps") + 1]) if "--steps" in argv else (4 if "--quick" in argv else 20)
     quality.COMMAND = ".venv/bin/python bench/quality_compute.py"
-    quality.standard_methods = lambda pool: compute_methods(pool, steps, budget=min(20, pool))
+    if "--confirm" in argv:
+        argv = [a for a in argv if a != "--confirm"]
+        quality.standard_methods = confirm_methods
+    else:
+        quality.standard_methods = lambda pool: compute_methods(pool, steps, budget=min(20, pool))
     quality.quick_methods = lambda pool: compute_methods(pool, steps, budget=min(20, pool), sub_batch=2,
                                                          eacps_runs=False)
     plain_pool = quality.Bench.pool
