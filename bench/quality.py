@@ -428,13 +428,15 @@ def markdown(results: dict) -> str:
 
 
 def plot(results: dict, path: Path) -> None:
+    """E against NFE: the best-of-N curve (+- 1 SE band) and every other method as a marker of its
+    family (one legend entry per family; the table names them)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows = results["methods"]
-    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
+    fig, ax = plt.subplots(figsize=(9, 5.5), dpi=110)
     bon = sorted((r for r in rows.values() if r["family"] == "best_of_n"), key=lambda r: r["n"])
     x = np.array([r["mean_nfe"] for r in bon])
     y = np.array([r["mean_e"] for r in bon])
@@ -442,16 +444,19 @@ def plot(results: dict, path: Path) -> None:
     ax.plot(x, y, "o-", color="black", label="best-of-N (pool estimator)")
     ax.fill_between(x, y - se, y + se, color="grey", alpha=0.25, linewidth=0)
     others = [(name, r) for name, r in rows.items() if r["family"] != "best_of_n"]
-    colours = plt.cm.tab10(np.linspace(0, 1, max(len(others), 1)))
-    for j, ((name, r), c) in enumerate(zip(others, colours, strict=False)):
-        nudge = 2 ** (0.05 * (j - (len(others) - 1) / 2))  # methods at equal NFE drawn slightly apart
-        ax.errorbar(r["mean_nfe"] * nudge, r["mean_e"], yerr=r["se_e"], fmt="s", color=c, capsize=3, label=name)
+    families = sorted({r["family"] for _, r in others})
+    styles = dict(zip(families, zip("s^Dvp", plt.cm.tab10.colors, strict=False), strict=False))
+    for fam in families:
+        pts = [r for _, r in others if r["family"] == fam]
+        marker, colour = styles[fam]
+        ax.scatter([r["mean_nfe"] for r in pts], [r["mean_e"] for r in pts], marker=marker, color=colour, s=28,
+                   alpha=0.8, label=f"{fam} ({len(pts)} methods)", zorder=3)
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("model evaluations (NFE) per prompt, measured (equal-NFE markers nudged apart)")
-    ax.set_ylabel("held-out E (fraction passed), +- 1 SE")
+    ax.set_xlabel("model evaluations (NFE) per prompt, measured")
+    ax.set_ylabel("held-out E (fraction passed), +- 1 SE for best-of-N")
     ax.set_title(f"Lab world, {results['settings']['prompts']} held-out prompts")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

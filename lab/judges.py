@@ -236,6 +236,13 @@ def e_pass(net: SegNet, images: torch.Tensor, prompt: str) -> torch.Tensor:
                         dtype=torch.float64)
 
 
+def e_parts(net: SegNet, images: torch.Tensor, prompt: str) -> torch.Tensor:
+    """E's graded reading per image: float64 [B] of ``world.parts_satisfied`` (0-3 parts of the
+    prompt right on E's detected objects); 3 exactly where ``e_pass`` is 1."""
+    return torch.tensor([float(world.parts_satisfied(objs, prompt)) for objs in e_objects(net, images)],
+                        dtype=torch.float64)
+
+
 @torch.no_grad()
 def v_logits(net: MatchNet, images: torch.Tensor, prompt: str) -> torch.Tensor:
     """V's match logit per image: float64 [B] (10 * sigmoid of it is V's score)."""

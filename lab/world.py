@@ -199,6 +199,16 @@ def satisfies(scene_objects: list, prompt: str, gap: float = CHECK_GAP) -> bool:
     return False
 
 
+def parts_satisfied(scene_objects: list, prompt: str, gap: float = CHECK_GAP) -> int:
+    """A graded reading of ``satisfies``: how many of the prompt's three parts a picture gets right,
+    0-3: its first object is present (colour and shape), its second is present, and the whole
+    prompt holds (``satisfies``: exactly these two objects, in the relation). 3 iff ``satisfies``.
+    ``scene_objects`` as for ``satisfies``. Raises ValueError for text outside the grammar."""
+    scene = parse_prompt(prompt)
+    present = {(o[0], o[1]) for o in scene_objects}
+    return int(scene.obj1 in present) + int(scene.obj2 in present) + int(satisfies(scene_objects, prompt, gap))
+
+
 def _disjoint(p: Placement, q: Placement, margin: float = 2.0) -> bool:
     """Bounding boxes (with ``margin`` pixels between them) do not overlap."""
     reach = (p.size + q.size) / 2 + margin

@@ -3,7 +3,7 @@ trained text-to-image model for two coloured shapes and a relation, 64x64 pixels
 
 (a) the five-node two-stage search: Global(K=8) -> Score -> Potential -> Elite(M=3) -> Local(K=4)
     -> Score -> Potential -> Elite(M=1), for the first prompt;
-(b) the same search as one EACPS_Search node, for each of six prompts the judges never saw
+(b) the same search as one EACPS_Search node, for each of ten prompts the judges never saw
     (world.benchmark_prompts()), beside a stock KSampler with the same seed (= candidate 0).
 
 The search verifier is the lab's judge V, and the held-out judge E says whether candidate 0 and the
@@ -40,7 +40,7 @@ from harness.paths import make_base_dir  # noqa: E402
 from harness.tiny_swaps import lab_world  # noqa: E402
 
 SETTINGS = dict(seed=1, k_global=8, m=3, k_local=4, mode="slerp", strength=0.6, anneal=0.5, steps=20, cfg=5.0)
-N_PROMPTS = 6
+N_PROMPTS = 10
 
 
 class Verifiers:
@@ -62,13 +62,15 @@ class Verifiers:
             self.evaluator = None
             self.e_name = "heuristic"
 
-    def passes(self, image, prompt: str) -> bool:
-        """image: IMAGE [1, 64, 64, 3] float 0..1."""
+    def verdict(self, image, prompt: str) -> tuple[bool, int]:
+        """(passes, parts of the prompt right: 0-3, see world.parts_satisfied) for IMAGE [1, 64, 64, 3]."""
         if self.evaluator is not None:
             result = self.evaluator.score(image, prompt, None)
-            return bool(next(iter(result.raw.values()))[0] > 0.5)
-        pixels = (image[0].numpy() * 255).round().astype(np.uint8)
-        return self.world.satisfies(self.world.pixel_objects(pixels), prompt)
+            judges = sys.modules[type(self.evaluator).__module__].judges
+            parts = int(judges.e_parts(self.evaluator.net, image, prompt)[0])
+            return bool(next(iter(result.raw.values()))[0] > 0.5), parts
+        objects = self.world.pixel_objects((image[0].numpy() * 255).round().astype(np.uint8))
+        return self.world.satisfies(objects, prompt), self.world.parts_satisfied(objects, prompt)
 
 
 def five_node_prompt(prompt_text: str, v: Verifiers) -> dict:
@@ -123,20 +125,24 @@ def main() -> int:
             t0 = time.perf_counter()
             comfy.run(one_node(text, v, folder))
             one_s.append(time.perf_counter() - t0)
-            rows.append((text, v.passes(captured["cand0"], text), v.passes(captured["one_image"], text),
-                         json.loads(captured["one_report"])))
+            rows.append((text, v.verdict(captured["cand0"], text), v.verdict(captured["one_image"], text)))
         shutil.copytree(Path(tmp) / "output", out_dir)
     print()
+    n = SETTINGS["k_global"] + SETTINGS["m"] * SETTINGS["k_local"]
     print(f"Lab world, search verifier {v.search['class_type']}, {SETTINGS['k_global']} + {SETTINGS['m']}x"
-          f"{SETTINGS['k_local']} = 20 candidates, euler {SETTINGS['steps']} steps, cfg {SETTINGS['cfg']}")
+          f"{SETTINGS['k_local']} = {n} candidates, euler {SETTINGS['steps']} steps, cfg {SETTINGS['cfg']}")
     print(f"five-node graph: {five_s:.1f} s; one-node EACPS_Search: {np.mean(one_s):.1f} s per prompt")
-    print(f"{'prompt (held out from the judges)':<44} {'candidate 0':>12} {'winner':>8}   ({v.e_name})")
-    for text, cand0, win, _ in rows:
-        print(f"{text:<44} {'pass' if cand0 else 'fail':>12} {'pass' if win else 'fail':>8}")
-    better = sum(w and not c for _, c, w, _ in rows)
-    worse = sum(c and not w for _, c, w, _ in rows)
-    print(f"{v.e_name}: winner passes on {sum(r[2] for r in rows)}/{len(rows)} prompts, candidate 0 on {sum(r[1] for r in rows)}/{len(rows)}; the winner is better on "
-          f"{better}, worse on {worse}, equal on {len(rows) - better - worse}")
+    print(f"{'prompt (held out from the judges)':<44} {'candidate 0':>14} {'winner':>14}   ({v.e_name}: verdict, "
+          "parts of the prompt right of 3)")
+    for text, cand0, win in rows:
+        print(f"{text:<44} {'pass' if cand0[0] else 'fail':>9} ({cand0[1]}/3) {'pass' if win[0] else 'fail':>9} ({win[1]}/3)")
+    for what, key in (("verdict", 0), ("parts right", 1)):
+        better = sum(w[key] > c[key] for _, c, w in rows)
+        worse = sum(w[key] < c[key] for _, c, w in rows)
+        print(f"{v.e_name} {what}: the winner is better than candidate 0 on {better} of {len(rows)} prompts, worse on "
+              f"{worse}, equal on {len(rows) - better - worse}")
+    print(f"{v.e_name}: the winner passes on {sum(w[0] for _, _, w in rows)}/{len(rows)} prompts, candidate 0 on "
+          f"{sum(c[0] for _, c, _ in rows)}/{len(rows)}")
     reports = {p.parent.name: json.loads(p.read_text()) for p in sorted(out_dir.glob("*_node/best_*.json"))}
     if len(reports) == 2 and len({r["winner_seed"] for r in reports.values()}) == 1:
         print("five-node graph and EACPS_Search chose the same winner for the first prompt, as they should")

@@ -101,6 +101,17 @@ def test_satisfies_hand_made_cases():
                            "a green square below a green triangle")
 
 
+def test_parts_satisfied_counts_objects_present_and_the_whole_prompt():
+    p = "a red circle left of a blue square"
+    assert world.parts_satisfied([("red", "circle", 10, 30), ("blue", "square", 40, 5)], p) == 3
+    assert world.parts_satisfied([("red", "circle", 40, 30), ("blue", "square", 10, 30)], p) == 2  # wrong side
+    assert world.parts_satisfied([("red", "circle", 10, 30), ("blue", "square", 40, 30),
+                                  ("green", "triangle", 50, 50)], p) == 2  # an extra object
+    assert world.parts_satisfied([("red", "square", 10, 30), ("blue", "square", 40, 30)], p) == 1
+    assert world.parts_satisfied([("blue", "circle", 10, 30)], p) == 0
+    assert world.parts_satisfied([], p) == 0
+
+
 def test_pixel_objects_reads_renders_back_exactly():
     rng = np.random.default_rng(3)
     for p in world.all_prompts()[::11]:
