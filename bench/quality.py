@@ -395,9 +395,13 @@ def meta(argv: list[str], threads: int) -> dict:
 def markdown(results: dict) -> str:
     m, s, rows = results["meta"], results["settings"], results["methods"]
     spec = s["model"]
+    command = f"`{m['command']}`"
+    if "--report-only" in m["command"]:
+        command = (f"records by `{m['command'].replace(' --report-only', '')} --shard K/{s['shards']}` for K = 0 .. "
+                   f"{s['shards'] - 1} (one process each), this report by {command}")
     lines = [
         "# EACPS quality benchmark (lab world)", "",
-        f"Command: `{m['command']}` (commit {m['git_commit']}, {m['date']}, {m['device']}, torch "
+        f"Command: {command} (commit {m['git_commit']}, {m['date']}, {m['device']}, torch "
         f"{m['torch']} with {m['torch_threads']} thread(s), ComfyUI {m['comfyui']}).", "",
         f"{s['prompts']} held-out prompts (`world.benchmark_prompts()`, never seen by either judge), one seed each "
         f"(seed = {s['seed_base']} + prompt index); model `{spec['name']}`, {spec['sampler_name']} / "
@@ -567,15 +571,22 @@ def main(argv: list[str] | None = None) -> int:
     if not records:
         raise SystemExit(f"no records in {out_dir}")
     shard_files = sorted(p.name for p in out_dir.glob("cases-*.jsonl"))
-    ran = [m for m in methods if m.family != "best_of_n"]
+    # what ran: the pools once, every other method once per prompt; best-of-N entries read the pool, and
+    # replayed methods (bench/quality_compute.py) read the screened pool, whose full cost the pool carries
+    ran = [m for m in methods if m.family != "best_of_n" and not m.settings.get("replayed_from_screened_pool")]
+
+    def pool_cost(pool: dict, key: str) -> float:
+        return pool[key] * (pool.get("screened_wall_s", pool["wall_s"]) / pool["wall_s"] if pool["wall_s"] else 1.0)
+
     results = {
         "meta": meta(argv, args.threads),
         "settings": {**settings, "prompts": len(records), "prompts_asked": cfg["prompts"], "shards": len(shard_files),
                      "record_files": shard_files},
         "methods": summarise(methods, records),
-        # what ran: the pools once, every other method once per prompt (best-of-N entries read the pool)
-        "total_wall_s": sum(r["pool"]["wall_s"] + sum(r["outcomes"][m.name]["wall_s"] for m in ran) for r in records),
-        "total_cpu_s": sum(r["pool"]["cpu_s"] + sum(r["outcomes"][m.name]["cpu_s"] for m in ran) for r in records),
+        "total_wall_s": sum(pool_cost(r["pool"], "wall_s") + sum(r["outcomes"][m.name]["wall_s"] for m in ran)
+                            for r in records),
+        "total_cpu_s": sum(pool_cost(r["pool"], "cpu_s") + sum(r["outcomes"][m.name]["cpu_s"] for m in ran)
+                           for r in records),
     }
     write_outputs(results, out_dir)
     print((out_dir / "results.md").read_text())
