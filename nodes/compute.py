@@ -12,9 +12,15 @@ from ..search.stopping import StopRule
 
 NAMES = ("stop_at_potential", "plateau", "max_nfe", "prune_steps", "prune_keep", "prune_kind")
 
+# EACPS_BestOfN's default screening: every candidate starts, the better half is kept at a quarter and
+# at half of the steps. With n = 40 it costs what 20 full samples cost, and it was the best
+# configuration at that budget on the quality benchmark (README, "Spending compute").
+BEST_OF_N_PRUNE_STEPS = "25%, 50%"
 
-def compute_inputs() -> list:
-    """Optional widgets (after every existing input, so saved workflows keep their values)."""
+
+def compute_inputs(prune_steps: str = "") -> list:
+    """Optional widgets (after every existing input, so saved workflows keep their values).
+    ``prune_steps``: the node's default screening (empty: off)."""
     return [
         io.Float.Input("stop_at_potential", default=0.0, min=0.0, max=1e6, step=0.1, optional=True,
                        tooltip="Adaptive stopping: stop the search once a candidate's potential reaches this "
@@ -26,10 +32,10 @@ def compute_inputs() -> list:
                      tooltip="Budget in model evaluations (NFE: denoiser calls per candidate, summed; one "
                              "full candidate = about 'steps' NFE for euler, 2*steps-1 for heun). The search "
                              "does not start a sub-batch that would exceed it (0: no budget)."),
-        io.String.Input("prune_steps", default="", optional=True,
+        io.String.Input("prune_steps", default=prune_steps, optional=True,
                         tooltip="Successive halving: the steps at which candidates are scored and the worse "
-                                "ones dropped, e.g. '4' or '4, 10' (empty: off). Every candidate starts; only "
-                                "the kept fraction finishes."),
+                                "ones dropped, e.g. '4' or '4, 10', or fractions of the steps, '25%, 50%' "
+                                "(empty: off). Every candidate starts; only the kept fraction finishes."),
         io.Float.Input("prune_keep", default=0.5, min=0.01, max=0.99, step=0.01, optional=True,
                        tooltip="Fraction of candidates kept at each pruning step (rounded up, at least one)."),
         io.Combo.Input("prune_kind", options=list(KINDS), default="chain", optional=True,
@@ -46,7 +52,7 @@ def compute_options(steps: int, stop_at_potential=0.0, plateau=0, max_nfe=0, pru
     optional input left out) means the default."""
     prune_keep = 0.5 if prune_keep is None else prune_keep
     prune_kind = "chain" if prune_kind is None else prune_kind
-    screening = Screening(rungs=parse_rungs(prune_steps or ""), keep=float(prune_keep), kind=prune_kind)
+    screening = Screening(rungs=parse_rungs(prune_steps or "", int(steps)), keep=float(prune_keep), kind=prune_kind)
     screening.check(int(steps))
     target = float(stop_at_potential or 0.0)
     if target < 0:

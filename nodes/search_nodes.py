@@ -18,7 +18,7 @@ from ..search.pool import Pool, SearchError
 from ..search.potential import parse_weights
 from ..search.strategy import check_anneal, check_count, check_mode, check_strength
 from .checks import first_error
-from .compute import check_compute, compute_inputs, compute_options, needs_scoring
+from .compute import BEST_OF_N_PRUNE_STEPS, check_compute, compute_inputs, compute_options, needs_scoring
 from .sampling import Progress, SeedSearchGlobal, global_stage, make_setup, refine_stage
 from .saving import keep_sampled
 from .scoring import apply_weights, score_pool, verifier_info
@@ -275,17 +275,21 @@ class BestOfN(io.ComfyNode):
             display_name="EACPS Best of N",
             category="EACPS",
             description=(
-                "The baseline: N independent plain seeds (candidate 0 = your seed, the rest drawn as "
-                "SeedSearchGlobal draws them), scored by the same verifiers and weights; the best wins. "
-                "Give it the same N as an EACPS search (K_global + generations * M * K_local) for a fair, "
-                "equal-budget comparison."
+                "N independent plain seeds (candidate 0 = your seed, the rest drawn as SeedSearchGlobal "
+                "draws them), scored by the same verifiers and weights; the best wins. By default it "
+                "screens: all N start, and the better half (by the verifiers on the x0 preview) goes on at "
+                "25% and again at 50% of the steps, so N = 40 costs what 20 full samples cost. Clear "
+                "prune_steps for the plain best-of-N baseline (then give it the same N as an EACPS search, "
+                "K_global + generations * M * K_local, for an equal-budget comparison)."
             ),
             inputs=[
                 *_sampling_inputs(),
                 *_verifier_inputs(),
-                io.Int.Input("n", default=20, min=1, max=4096, tooltip="N: number of independent candidates."),
+                io.Int.Input("n", default=40, min=1, max=4096,
+                             tooltip="N: independent candidates started. With the default screening a quarter "
+                                     "of them finish: N = 40 costs 20 full samples."),
                 *_scoring_inputs(),
-                *compute_inputs(),
+                *compute_inputs(BEST_OF_N_PRUNE_STEPS),
             ],
             outputs=_outputs(),
             hidden=[io.Hidden.prompt, io.Hidden.unique_id],
@@ -294,16 +298,19 @@ class BestOfN(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, seed=None, steps=None, denoise=None, max_sub_batch=None, weights=None, n=None,
                         sampler_name=None, scheduler=None, stop_at_potential=0.0, plateau=0, max_nfe=0,
-                        prune_steps="", prune_keep=0.5, prune_kind="chain"):
+                        prune_steps=BEST_OF_N_PRUNE_STEPS, prune_keep=0.5, prune_kind="chain"):
         msg = _check_widgets(seed, steps, denoise, max_sub_batch, weights, sampler_name, scheduler, n=n)
         compute = dict(stop_at_potential=stop_at_potential, plateau=plateau, max_nfe=max_nfe,
-                       prune_steps=prune_steps, prune_keep=prune_keep, prune_kind=prune_kind)
+                       prune_steps=BEST_OF_N_PRUNE_STEPS if prune_steps is None else prune_steps,
+                       prune_keep=prune_keep, prune_kind=prune_kind)
         return msg if msg is not True else first_error((check_compute, steps, compute))
 
     @classmethod
     def execute(cls, model, positive, negative, latent_image, vae, seed, steps, cfg, sampler_name, scheduler,
                 denoise, verifier_1, n, weights, prompt, max_sub_batch, reference=None, verifier_2=None,
                 verifier_3=None, verifier_4=None, workers=None, **compute) -> io.NodeOutput:
+        if compute.get("prune_steps") is None:  # left out (an API prompt, an older workflow): the default
+            compute["prune_steps"] = BEST_OF_N_PRUNE_STEPS
         check = cls.validate_inputs(seed=seed, steps=steps, denoise=denoise, max_sub_batch=max_sub_batch,
                                     weights=weights, n=n, sampler_name=sampler_name, scheduler=scheduler, **compute)
         verifiers, setup = _prepare(check, cls.hidden, workers, (verifier_1, verifier_2, verifier_3, verifier_4), weights, prompt,

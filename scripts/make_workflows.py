@@ -164,13 +164,13 @@ def sdxl_eacps_one_node() -> tuple[dict, dict]:
 
 def best_of_n_vs_eacps() -> tuple[dict, dict]:
     p = _sdxl_base()
-    p["bon"] = {"class_type": "EACPS_BestOfN", "inputs": {**_sdxl_sampling(), "n": 20}}
+    p["bon"] = {"class_type": "EACPS_BestOfN", "inputs": {**_sdxl_sampling(), "n": 20, "prune_steps": ""}}
     p["eacps"] = {"class_type": "EACPS_Search", "inputs": {**_sdxl_sampling(), **_search_settings()}}
     p["save_bon"] = _save(["bon", 0], ["bon", 5], "EACPS/best_of_20")
     p["save_eacps"] = _save(["eacps", 0], ["eacps", 5], "EACPS/eacps_20")
     p["grid_bon"] = _save_grid(["bon", 4], "EACPS/best_of_20_grid")
     p["grid_eacps"] = _save_grid(["eacps", 4], "EACPS/eacps_20_grid")
-    return p, {"bon": "Best of N = 20 (baseline)", "eacps": "EACPS 8 + 3*4 = 20 (same budget)"}
+    return p, {"bon": "Best of N = 20 (plain baseline)", "eacps": "EACPS 8 + 3*4 = 20 (same budget)"}
 
 
 WORKFLOWS = {

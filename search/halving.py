@@ -52,17 +52,35 @@ class Screening:
             )
 
 
-def parse_rungs(text: str) -> tuple[int, ...]:
-    """'4, 10' -> (4, 10); '' -> () (no screening)."""
+def parse_rungs(text: str, steps: int | None = None) -> tuple[int, ...]:
+    """The pruning steps of a ``prune_steps`` text. '4, 10' -> (4, 10); '' -> () (no screening).
+    A part ending in '%' is a fraction of the ``steps`` sampling steps, rounded half up: '25%, 50%'
+    with 20 steps -> (5, 10), with 30 -> (8, 15); percentages that land below step 1 or at or past
+    the last step are dropped (a short schedule has fewer rungs, or none), and duplicates merged.
+    Raises SearchError for text that is neither, or for a percentage when ``steps`` is None."""
     out = []
     for part in str(text).replace(";", ",").split(","):
         part = part.strip()
         if not part:
             continue
+        if part.endswith("%"):
+            try:
+                percent = float(part[:-1])
+            except ValueError:
+                percent = math.nan
+            if not (math.isfinite(percent) and 0 < percent < 100):
+                raise SearchError(f"prune_steps: '{part}' is not a percentage in (0, 100); write e.g. '25%, 50%'")
+            if steps is None:
+                raise SearchError(f"prune_steps: '{part}' is a percentage of the sampling steps, which are not known")
+            rung = math.floor(percent / 100 * steps + 0.5)
+            if 1 <= rung < steps and rung not in out:
+                out.append(rung)
+            continue
         try:
             out.append(int(part))
         except ValueError:
-            raise SearchError(f"prune_steps: '{part}' is not a whole number; write steps like '4' or '4, 10'") from None
+            raise SearchError(f"prune_steps: '{part}' is not a whole number or a percentage; write steps like "
+                              "'4' or '4, 10', or fractions of the steps like '25%, 50%'") from None
     return tuple(out)
 
 

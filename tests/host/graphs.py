@@ -120,8 +120,13 @@ def search_node(k_global: int = 8, m: int = 3, k_local: int = 4, mode: str = "sl
                        "strength": strength, "generations": generations, "anneal": anneal}}
 
 
-def best_of_n_node(n: int = 20, **kwargs) -> dict:
-    return {"class_type": "EACPS_BestOfN", "inputs": {**one_node_inputs(**kwargs), "n": n}}
+def best_of_n_node(n: int = 20, prune_steps: str | None = "", **kwargs) -> dict:
+    """EACPS_BestOfN, by default as the plain baseline (prune_steps ""); prune_steps=None leaves the
+    input out, so the node's own default screening applies."""
+    inputs = {**one_node_inputs(**kwargs), "n": n}
+    if prune_steps is not None:
+        inputs["prune_steps"] = prune_steps
+    return {"class_type": "EACPS_BestOfN", "inputs": inputs}
 
 
 def one_node_prompt(node: dict, key: str = "one", captures: bool = True) -> dict:

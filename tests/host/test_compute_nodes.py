@@ -41,6 +41,25 @@ def best_of_8(comfy, captured):
     return {key: json.loads(captured[key]) for key in variants}
 
 
+def test_best_of_n_screens_by_default_at_a_quarter_and_half_of_the_steps(comfy, captured):
+    # Left out (API prompt) or given as the widget's default, the screening is '25%, 50%': with 20
+    # steps, rungs 5 and 10. Hand-computed for n = 8, keep 0.5: 4 pruned at step 5, 2 at step 10,
+    # 2 finished; sampler steps 8 * 5 + 4 * 5 + 2 * 10 = 80 (a plain best-of-8: 160).
+    p = one_node_prompt(best_of_n_node(n=8, seed=3, steps=20, prune_steps=None), key="default", captures=False)
+    p["explicit"] = best_of_n_node(n=8, seed=3, steps=20, prune_steps="5, 10")
+    p["plain"] = best_of_n_node(n=8, seed=3, steps=20)
+    for key in ("default", "explicit", "plain"):
+        p[f"cap_{key}"] = capture([key, 5], key)
+    comfy.run(p)
+    default, explicit, plain = (json.loads(captured[k]) for k in ("default", "explicit", "plain"))
+    fates = [c["fate"].split(" (")[0] for c in default["candidates"]]
+    assert sorted(fates) == ["finished"] * 2 + ["pruned at step 10"] * 2 + ["pruned at step 5"] * 4
+    assert default["compute"]["steps"] == 80 and plain["compute"]["steps"] == 160
+    assert default["winner_seed"] == explicit["winner_seed"]
+    assert [c["fate"] for c in default["candidates"]] == [c["fate"] for c in explicit["candidates"]]
+    assert {c["fate"] for c in plain["candidates"]} == {"finished"}
+
+
 def test_plain_best_of_n_counts_its_model_evaluations(best_of_8):
     r = best_of_8["plain"]
     c = r["compute"]

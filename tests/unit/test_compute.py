@@ -78,6 +78,22 @@ def test_parse_rungs():
         parse_rungs("4.5")
 
 
+def test_parse_rungs_percentages_of_the_steps():
+    # hand-computed: 25% of 20 = 5, 50% of 20 = 10; of 30: 7.5 -> 8 (half up), 15; of 4: 1, 2
+    assert parse_rungs("25%, 50%", 20) == (5, 10)
+    assert parse_rungs("25%, 50%", 30) == (8, 15)
+    assert parse_rungs("25%, 50%", 4) == (1, 2)
+    assert parse_rungs("25%, 50%", 3) == (1, 2)  # 0.75 -> 1, 1.5 -> 2
+    assert parse_rungs("25%, 50%", 2) == (1,)  # 0.5 -> 1 and 1.0 -> 1 merge
+    assert parse_rungs("25%, 50%", 1) == ()  # no step is left to prune at: no screening
+    assert parse_rungs("10, 75%", 20) == (10, 15)
+    for bad in ("0%", "100%", "x%", "-5%"):
+        with pytest.raises(SearchError, match="percentage"):
+            parse_rungs(bad, 20)
+    with pytest.raises(SearchError, match="not known"):
+        parse_rungs("25%")
+
+
 def test_stop_rule_target_and_plateau():
     assert StopRule().reason([1.0, 2.0]) is None
     assert StopRule(target=5.0).reason([1.0, 4.9]) is None
