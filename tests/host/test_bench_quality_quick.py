@@ -1,28 +1,23 @@
 """The quality benchmark's machinery runs end to end in its quick mode and writes every required key.
 
 Runs bench/quality.py --quick in a subprocess (ComfyUI boots once per process, and this test session
-already has one). Asserts structure and the NFE bookkeeping only: quality numbers never go in tests.
+already has one), started when the session collects this test (harness/background.py). Asserts structure and the NFE bookkeeping only: quality numbers never go in tests.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from harness.paths import REPO_ROOT, comfyui_path
+from harness import background
 
 pytestmark = pytest.mark.host
 
 
-def test_quality_quick_writes_the_curve_and_the_comparisons(tmp_path):
-    env = {**os.environ, "COMFYUI_PATH": str(comfyui_path())}
-    proc = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "quality.py"), "--quick", "--out", str(tmp_path)],
-                          capture_output=True, text=True, env=env, timeout=300, check=False)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+def test_quality_quick_writes_the_curve_and_the_comparisons():
+    returncode, output, tmp_path = background.finish("quality.py")
+    assert returncode == 0, output
     results = json.loads((tmp_path / "results.json").read_text())
     assert {"meta", "settings", "methods", "total_wall_s", "total_cpu_s"} <= set(results)
     assert "command" in results["meta"]

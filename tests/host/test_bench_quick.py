@@ -1,28 +1,23 @@
 """The benchmark runs end to end in its smallest mode and writes every required key.
 
 Runs bench/bench.py --quick in a subprocess (ComfyUI boots once per process, and this test session
-already has one). Asserts structure only: timings never go in tests.
+already has one), started when the session collects this test (harness/background.py). Asserts structure only: timings never go in tests.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from harness.paths import REPO_ROOT, comfyui_path
+from harness import background
 
 pytestmark = pytest.mark.host
 
 
-def test_bench_quick_writes_all_parts(tmp_path):
-    env = {**os.environ, "COMFYUI_PATH": str(comfyui_path())}
-    proc = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "bench.py"), "--quick", "--out", str(tmp_path)],
-                          capture_output=True, text=True, env=env, timeout=300, check=False)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+def test_bench_quick_writes_all_parts():
+    returncode, output, tmp_path = background.finish("bench.py")
+    assert returncode == 0, output
     results = json.loads((tmp_path / "results.json").read_text())
     assert {"meta", "settings", "models", "verifiers"} <= set(results)
     for key in ("device", "cpu_count", "torch", "comfyui", "python", "date", "command"):
