@@ -61,9 +61,9 @@ TESTS: dict[str, list[str]] = {
     "nodes/compute.py": [HOST + "test_compute_nodes.py"],
     "nodes/noise_sources.py": [HOST + "test_batched_noise.py", HOST + "test_runner.py"],
     "nodes/runner.py": [HOST + "test_runner.py", HOST + "test_node_contracts.py", HOST + "test_compute_nodes.py"],
-    # the multi-instance runs (tests/host/test_workers.py) start ComfyUI servers: left out (-m server)
-    "nodes/remote.py": [HOST + "test_remote_parts.py", HOST + "test_runner.py"],
-    "nodes/workers.py": [HOST + "test_remote_parts.py", HOST + "test_search_nodes.py"],
+    # test_workers.py: only its refusal tests run here (the multi-instance ones start servers: -m server)
+    "nodes/remote.py": [HOST + "test_remote_parts.py", HOST + "test_workers.py", HOST + "test_runner.py"],
+    "nodes/workers.py": [HOST + "test_remote_parts.py", HOST + "test_workers.py", HOST + "test_search_nodes.py"],
     "nodes/loaders.py": [HOST + "test_weight_safety.py", HOST + "test_verifiers_clip.py",
                          HOST + "test_verifiers_preference.py", HOST + "test_verifiers_judges.py"],
 }

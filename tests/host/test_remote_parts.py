@@ -77,3 +77,217 @@ def test_feeding_graph_needs_the_prompt(remote):
 def test_pack_version_is_pyproject_version(remote):
     text = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
     assert re.search(r'^version = "([^"]+)"', text, re.M).group(1) == remote.PACK_VERSION
+
+
+# ---- a sub-batch's trip to a worker and back, and the scheduler without a live worker ----------
+def _setup(workers=None):
+    """The SamplingSetup fields that job_for and run_distributed read (nodes/sampling.py)."""
+    from types import SimpleNamespace
+
+    from eacps.nodes.remote import FeedingGraph
+
+    return SimpleNamespace(seed=7, steps=6, cfg=3.5, sampler_name="euler", scheduler="karras", denoise=0.8,
+                           max_sub_batch=2, workers=workers, graph=FeedingGraph(nodes={}, links={}))
+
+
+def test_a_continued_sub_batch_travels_as_json_and_comes_back_bit_for_bit(remote):
+    import json
+
+    import torch
+
+    from eacps.search.noise import NoiseRecipe
+    from eacps.search.stage import Task
+
+    parent = NoiseRecipe(5)
+    recipes = [parent, NoiseRecipe(9, "slerp", 0.25, parent)]
+    gen = torch.Generator().manual_seed(0)
+    states = [torch.randn(1, 4, 8, 8, generator=gen) for _ in recipes]
+    tasks = [Task(r, 2, 6, 6, state=s, decode="x0") for r, s in zip(recipes, states, strict=True)]
+    job = remote.job_for(_setup(), (2, 6, 6, "x0"), tasks)
+    assert job["version"] == remote.PACK_VERSION
+    assert job["sampling"] == {"seed": 7, "steps": 6, "cfg": 3.5, "sampler_name": "euler", "scheduler": "karras",
+                               "denoise": 0.8, "max_sub_batch": 2}
+    assert job["range"] == {"start": 2, "stop": 6, "steps": 6, "decode": "x0"}
+    key, back = remote.tasks_from_job(json.loads(remote.job_text(job)))
+    assert key == (2, 6, 6, "x0")
+    assert [t.recipe for t in back] == recipes
+    for t, s in zip(back, states, strict=True):
+        assert (t.start, t.stop, t.steps, t.decode) == (2, 6, 6, "x0")
+        assert torch.equal(t.state, s)
+    # from the noise (start 0): no latents are sent, none come back
+    fresh = remote.job_for(_setup(), (0, 3, 6, "none"), [Task(r, 0, 3, 6, decode="none") for r in recipes])
+    assert "states" not in fresh
+    key, back = remote.tasks_from_job(json.loads(remote.job_text(fresh)))
+    assert key == (0, 3, 6, "none") and [t.state for t in back] == [None, None]
+
+
+@pytest.mark.parametrize("decoded", [True, False])
+def test_a_workers_results_file_is_read_back_exactly(remote, tmp_path, decoded):
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load
+
+    from eacps.search.budget import Ledger
+    from eacps.search.stage import Outcome
+
+    gen = torch.Generator().manual_seed(3)
+    outcomes = [Outcome(state=torch.randn(1, 4, 8, 8, generator=gen),
+                        image=torch.rand(1, 64, 64, 3, generator=gen) if decoded else None,
+                        nfe=6.0 + i, seconds=(("sampling", 0.5), ("decoding", 0.25)),
+                        invalid=None if i == 0 else "non-finite latent") for i in range(2)]
+    ledger = Ledger(calls=3, nfe=13.0, passes=6.5, steps=6, decodes=2, sampling_s=1.0, decoding_s=0.5,
+                    cfg_batched=True, full_nfe=6.0)
+    name = remote.worker_results_file(outcomes, ledger, str(tmp_path / "eacps_worker"))
+    path = tmp_path / "eacps_worker" / name
+    with safe_open(str(path), "pt") as f:  # safetensors' own reader, not the pack's
+        meta = f.metadata()
+        assert set(f.keys()) == ({"states", "images"} if decoded else {"states"})
+    assert meta["version"] == remote.PACK_VERSION
+    blob = path.read_bytes()
+    assert remote._safetensors_metadata(blob) == meta
+    out = {"tensors": load(blob), "meta": meta}
+    back, back_ledger = remote._unpack(out, 2, 3.0, "http://w:1")
+    assert back_ledger == ledger
+    for i, (o, b) in enumerate(zip(outcomes, back, strict=True)):
+        assert torch.equal(b.state, o.state)
+        assert (b.image is None) if not decoded else torch.equal(b.image, o.image)
+        assert (b.nfe, b.invalid, b.ran_on) == (6.0 + i, o.invalid, "http://w:1")
+        assert b.seconds == (("sampling", 0.5), ("decoding", 0.25), ("round_trip", 1.5))  # 3 s over 2 candidates
+    with pytest.raises(remote.WorkerFailure, match="returned 2 results for 3 candidates"):
+        remote._unpack(out, 3, 1.0, "http://w:1")
+
+
+def test_a_failed_jobs_reason_is_taken_from_comfys_status_messages(remote):
+    error = {"status_str": "error", "completed": False, "messages": [
+        ["execution_start", {"prompt_id": "p"}],
+        ["execution_error", {"node_type": "KSampler", "exception_message": " CUDA out of memory\n"}]]}
+    assert remote._error_text(error) == "KSampler: CUDA out of memory"
+    assert remote._error_text({"messages": [["execution_interrupted", {}]]}) == "interrupted on the worker"
+    assert remote._error_text({"status_str": "error", "messages": []}) == "error"
+
+
+def _one_job_each(seeds):
+    from eacps.search.noise import NoiseRecipe
+    from eacps.search.stage import Task
+
+    return [((0, 2, 2, "none"), [Task(NoiseRecipe(s), 0, 2, 2, decode="none")]) for s in seeds]
+
+
+def _run_here(ran):
+    import torch
+
+    from eacps.search.budget import Ledger
+    from eacps.search.stage import Outcome
+
+    def run_local(key, tasks):
+        ran.append(tasks[0].recipe.seed)
+        return [Outcome(state=torch.full((1, 1), float(tasks[0].recipe.seed)), image=None, nfe=2.0)], Ledger(steps=2)
+
+    return run_local
+
+
+def test_a_dead_worker_is_retired_and_its_sub_batches_run_here(remote, comfy):
+    from eacps.nodes.runner import Progress
+    from harness.server import _free_port
+
+    url = f"http://127.0.0.1:{_free_port()}"  # nothing listens there: connection refused
+    ran = []
+    setup = _setup(remote.Workers((url,), include_local=True, timeout_s=5.0))
+    results = remote.run_distributed(setup, _one_job_each([1, 2, 3]), _run_here(ran), Progress(6), lambda: False)
+    assert sorted(ran) == [1, 2, 3]
+    assert [outcomes[0].state.item() for outcomes, _ in results] == [1.0, 2.0, 3.0]  # in the jobs' order
+    assert [outcomes[0].ran_on for outcomes, _ in results] == ["local"] * 3
+    assert [ledger.steps for _, ledger in results] == [2, 2, 2]
+
+
+def test_without_a_local_share_a_dead_worker_fails_the_search_naming_it(remote, comfy):
+    from eacps.nodes.runner import Progress
+    from eacps.search.pool import SearchError
+    from harness.server import _free_port
+
+    url = f"http://127.0.0.1:{_free_port()}"
+    ran = []
+    setup = _setup(remote.Workers((url,), include_local=False, timeout_s=5.0))
+    with pytest.raises(SearchError, match="no instance is left") as err:
+        remote.run_distributed(setup, _one_job_each([1, 2]), _run_here(ran), Progress(4), lambda: False)
+    assert url in str(err.value) and "did not answer" in str(err.value) and "include_local" in str(err.value)
+    assert ran == []
+
+
+def test_cancel_stops_before_anything_more_runs(remote, comfy):
+    from eacps.nodes.runner import Progress
+
+    ran = []
+    setup = _setup(remote.Workers((), include_local=True))
+    with pytest.raises(remote.Cancelled):
+        remote.run_distributed(setup, _one_job_each([1, 2]), _run_here(ran), Progress(4), lambda: True)
+    assert ran == []
+
+
+def test_the_auth_header_comes_from_the_named_variable_and_a_refusal_never_shows_it(remote, monkeypatch):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from eacps.search.pool import SearchError
+
+    remote.check_auth_env("")
+    remote.check_auth_env("EACPS_WORKER_TOKEN_2")
+    for bad in ("Bearer abc123", "sk-abc", "2TOKEN"):
+        with pytest.raises(SearchError, match="NAME of an environment variable"):
+            remote.check_auth_env(bad)
+
+    seen = []
+
+    class Refuse(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(401)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{srv.server_address[1]}"
+    try:
+        monkeypatch.delenv("EACPS_TEST_WORKER_TOKEN", raising=False)
+        with pytest.raises(SearchError, match="EACPS_TEST_WORKER_TOKEN .*is not set"):
+            remote.WorkerClient(url, "EACPS_TEST_WORKER_TOKEN").check()
+        assert seen == []  # nothing was sent without the header
+        monkeypatch.setenv("EACPS_TEST_WORKER_TOKEN", "Bearer s3cret-value")
+        with pytest.raises(SearchError) as err:
+            remote.WorkerClient(url, "EACPS_TEST_WORKER_TOKEN").check()
+        assert seen == ["Bearer s3cret-value"]
+        assert "refused" in str(err.value) and "401" in str(err.value) and "$EACPS_TEST_WORKER_TOKEN" in str(err.value)
+        assert "s3cret" not in str(err.value)
+        with pytest.raises(SearchError, match="no auth_env set"):
+            remote.WorkerClient(url).check()
+        assert seen[-1] is None  # no auth_env: no header
+    finally:
+        srv.shutdown()
+
+
+def test_the_worker_node_gets_a_fresh_id_and_the_settings_are_described(remote):
+    graph = remote.FeedingGraph(nodes={"eacps_worker_sample": {"class_type": "X", "inputs": {}}},
+                                links={"model": ["eacps_worker_sample", 0]})
+    prompt, node_id = graph.with_worker_node({"recipes": []})
+    assert node_id == "eacps_worker_sample_" and prompt["eacps_worker_sample"]["class_type"] == "X"
+    assert prompt[node_id]["inputs"]["job"] == '{"recipes": []}'
+    assert remote.Workers(("http://a:1", "http://b:2"), "TOKEN", False, 30.0).describe() == {
+        "urls": ["http://a:1", "http://b:2"], "include_local": False, "timeout_s": 30.0, "auth_env": "TOKEN"}
+    assert remote.Workers(("http://a:1",)).describe()["auth_env"] is None
+
+
+def test_feeding_graph_refuses_what_a_worker_could_not_rebuild(remote):
+    from eacps.search.pool import SearchError
+
+    search = {"class_type": "EACPS_Search", "inputs": {
+        "model": ["ckpt", 0], "positive": ["pos", 0], "negative": ["pos", 0], "latent_image": ["latent", 0]}}
+    with pytest.raises(SearchError, match="input 'vae' of the search node is not connected"):
+        remote.feeding_graph({"s": search, "ckpt": {"inputs": {}}, "pos": {"inputs": {}}, "latent": {"inputs": {}}},
+                             "s")
+    search["inputs"]["vae"] = ["ckpt", 2]
+    with pytest.raises(SearchError, match="names node latent, which is not in it"):
+        remote.feeding_graph({"s": search, "ckpt": {"inputs": {}}, "pos": {"inputs": {}}}, "s")
+    assert remote.parse_urls("https://a.example/comfy/\n") == ("https://a.example/comfy",)

@@ -15,7 +15,9 @@ from harness.paths import make_base_dir
 from harness.server import ComfyServer, _free_port
 from host.graphs import capture, one_node_prompt, search_node, two_stage_prompt
 
-pytestmark = [pytest.mark.host, pytest.mark.server]
+# host: the searching instance is in-process. server: the tests that start ComfyUI servers as workers
+# (the refusal tests need none, so the mutation runner, which leaves -m server out, still runs them).
+pytestmark = pytest.mark.host
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +64,7 @@ def _same_candidates(local: dict, remote: dict) -> None:
 SETTINGS = dict(seed=41, k_global=8, m=2, k_local=3, max_sub_batch=2, steps=4)
 
 
+@pytest.mark.server
 def test_search_over_two_workers_equals_the_local_search(comfy, captured, server, second_server):
     local, local_latent, local_image = _run(comfy, captured, _search_prompt(None, **SETTINGS))
     remote, remote_latent, remote_image = _run(
@@ -75,6 +78,7 @@ def test_search_over_two_workers_equals_the_local_search(comfy, captured, server
     assert remote["setup"]["workers"]["urls"] == [server.url, second_server.url]
 
 
+@pytest.mark.server
 def test_pruned_search_over_a_worker_equals_the_local_one(comfy, captured, server):
     """Successive halving on workers: screening runs, x0 previews and chains continued from their saved
     latents (sent with the job) give the local run's candidates, fates and winner."""
@@ -94,6 +98,7 @@ def test_pruned_search_over_a_worker_equals_the_local_one(comfy, captured, serve
     assert remote["compute"]["calls"] == local["compute"]["calls"]
 
 
+@pytest.mark.server
 def test_five_node_graph_with_workers_and_a_local_share(comfy, captured, server):
     settings = dict(seed=43, k_global=6, m=2, k_local=2, max_sub_batch=1)
     comfy.run(two_stage_prompt(**settings))
@@ -160,6 +165,7 @@ def _wait_running(srv: ComfyServer, timeout: float = 60) -> None:
 LONG = dict(seed=45, k_global=12, m=1, k_local=1, max_sub_batch=2, steps=40)
 
 
+@pytest.mark.server
 def test_cancel_interrupts_the_workers_jobs(comfy, second_server):
     p = _search_prompt(workers_node(second_server.url, include_local=False), **LONG)
     p["cap_one_report"] = capture(["one", 5], "one_report")
@@ -179,6 +185,7 @@ def test_cancel_interrupts_the_workers_jobs(comfy, second_server):
         time.sleep(0.05)
 
 
+@pytest.mark.server
 def test_a_worker_killed_mid_search_loses_nothing(comfy, captured, doomed_server):
     local, local_latent, _ = _run(comfy, captured, _search_prompt(None, **LONG))
 
