@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from host.graphs import base_nodes, capture, global_node
+from host.graphs import base_nodes, capture, global_node, ksampler_node
 
 pytestmark = pytest.mark.host
 
@@ -199,3 +199,35 @@ def test_with_a_noise_mask_candidates_still_equal_stock(comfy, captured, stock, 
     assert {dict(c.timings)["sub_batch"] for c in pool.candidates} == ({1.0} if reason else {3.0, 2.0})
     failures = check_candidates(pool, stock, sampler_name, f"{sampler_name} with a noise mask", captured["masked"])
     assert not failures, "\n".join(failures)
+
+
+def test_each_sde_samplers_brownian_tree_is_built_where_the_hosts_own_is(comfy, captured, monkeypatch):
+    """BROWNIAN's cpu flag for each sampler is the one the host's sampler gives its own
+    BrownianTreeNoiseSampler: a stock KSampler run per sampler, the constructor observed."""
+    from eacps.nodes import noise_sources as ns
+
+    k = importlib.import_module("comfy.k_diffusion.sampling")
+    seen = []
+
+    class Observed(k.BrownianTreeNoiseSampler):
+        def __init__(self, *args, cpu=False, **kwargs):
+            seen.append(cpu)
+            super().__init__(*args, cpu=cpu, **kwargs)
+
+    monkeypatch.setattr(k, "BrownianTreeNoiseSampler", Observed)
+    for name, cpu in ns.BROWNIAN.items():
+        seen.clear()
+        p = base_nodes()
+        p["ks"] = ksampler_node(3, sampler_name=name, steps=1)
+        p["cap"] = capture(["ks", 0], "brownian")
+        comfy.run(p)
+        assert seen and set(seen) == {cpu}, (name, seen)
+
+
+def test_a_seed_list_of_another_length_than_the_sub_batch_is_refused(comfy):
+    from eacps.nodes import noise_sources as ns
+    from eacps.search.pool import SearchError
+
+    with pytest.raises(SearchError) as err:
+        ns.PerCandidateNoise(torch.zeros(3, 4, 2, 2), [1, 2])
+    assert str(err.value) == "2 seeds for a sub-batch of 3 candidates"

@@ -166,3 +166,16 @@ def test_options_that_cannot_work_are_refused_before_sampling(comfy):
     no_screen["global"]["inputs"]["prune_steps"] = "2"
     result = comfy.run(no_screen, expect_success=False)
     assert "screen_verifier" in result.error()
+
+
+def test_with_steps_linked_the_options_that_do_not_need_steps_are_still_checked(comfy):
+    from eacps.nodes.compute import check_compute
+    from eacps.search.pool import SearchError
+
+    with pytest.raises(SearchError, match="stop_at_potential = -1.0"):
+        check_compute(None, {"stop_at_potential": -1.0, "prune_steps": None, "prune_keep": 0.5})
+    with pytest.raises(SearchError, match="prune_kind = 'tree'"):
+        check_compute(None, {"prune_kind": "tree"})
+    assert check_compute(None, {"prune_steps": "40"}) is None  # a rung is checked against steps once they are known
+    with pytest.raises(SearchError, match="below the 8 sampling steps"):
+        check_compute(8, {"prune_steps": "40"})

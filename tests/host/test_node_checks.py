@@ -109,3 +109,54 @@ def test_api_judge_loader_checks_the_key_variable_and_aspects(comfy, monkeypatch
     assert LoadAPIJudgeVerifier.validate_inputs(" EACPS_SET_KEY ", "realism") is True
     assert LoadAPIJudgeVerifier.validate_inputs("", "realism, identity") is True
     assert "unknown judge aspect 'beauty'" in LoadAPIJudgeVerifier.validate_inputs("", "beauty")
+
+
+def test_every_nodes_schema_defaults_pass_its_own_checks(comfy, monkeypatch):
+    """A node placed from the menu, widgets untouched, must validate: a default outside its own
+    min/max or choices, or one its validate_inputs refuses, would greet every user with an error.
+    (The loaders of model files are left out: their choices are the files this host has.)"""
+    from comfy_api.latest import io
+
+    from eacps.nodes import NODE_MODULES, loaders
+
+    nodes = [n for module in NODE_MODULES if module is not loaders for n in module.NODES]
+    nodes += [loaders.LoadAPIJudgeVerifier, loaders.LoadTechnicalVerifier]
+    checked = []
+    for node in nodes:
+        schema = node.define_schema()
+        values = {}
+        for inp in schema.inputs:
+            if isinstance(inp, io.WidgetInput):  # the frontend shows a combo's first option when it has no default
+                default = inp.default if inp.default is not None or not isinstance(inp, io.Combo.Input) else inp.options[0]
+                if default is not None:
+                    values[inp.id] = default
+        if "api_key_env" in values:  # the judge checks that the variable it names is set
+            monkeypatch.setenv(values["api_key_env"], "placeholder")
+        verdict = node.validate_inputs(**values)
+        assert verdict is True, (schema.node_id, values, verdict)
+        checked.append(schema.node_id)
+    assert {"EACPS_Search", "EACPS_BestOfN", "EACPS_SeedSearchGlobal", "EACPS_Workers",
+            "EACPS_LoadAPIJudgeVerifier"} <= set(checked), checked
+
+
+def test_guarding_a_node_twice_changes_nothing(comfy):
+    from eacps.nodes.checks import guard
+    from eacps.nodes.sampling import SeedSearchGlobal
+
+    validate, execute = SeedSearchGlobal.__dict__["validate_inputs"], SeedSearchGlobal.__dict__["execute"]
+    assert guard(SeedSearchGlobal) is SeedSearchGlobal
+    assert SeedSearchGlobal.__dict__["validate_inputs"] is validate and SeedSearchGlobal.__dict__["execute"] is execute
+
+
+def test_a_choice_outside_the_list_is_named_with_the_options(comfy):
+    from comfy_api.latest import io
+
+    from eacps.nodes.checks import widget_problem
+
+    few = io.Combo.Input("backbone", options=["dinov2", "open_clip", "ssim_only"])
+    assert widget_problem(few, "clip", resolved=False, own=False) == (
+        "backbone = 'clip' is not one of: dinov2, open_clip, ssim_only")
+    assert widget_problem(few, "clip", resolved=False, own=True) is None  # the node's own check explains it
+    many = io.Combo.Input("file", options=[f"f{i}" for i in range(25)])
+    assert widget_problem(many, "x", resolved=True, own=False) == (
+        "file = 'x' is not one of: " + ", ".join(f"f{i}" for i in range(20)) + " ...")

@@ -291,3 +291,76 @@ def test_feeding_graph_refuses_what_a_worker_could_not_rebuild(remote):
     with pytest.raises(SearchError, match="names node latent, which is not in it"):
         remote.feeding_graph({"s": search, "ckpt": {"inputs": {}}, "pos": {"inputs": {}}}, "s")
     assert remote.parse_urls("https://a.example/comfy/\n") == ("https://a.example/comfy",)
+
+
+# ---- the worker's side, run by the in-process ComfyUI --------------------------------------------
+def _worker_prompt(job_text: str, pack_version: str) -> dict:
+    from host.graphs import base_nodes
+
+    p = base_nodes()
+    p["work"] = {"class_type": "EACPS_WorkerSample", "inputs": {
+        "model": ["model", 0], "positive": ["pos", 0], "negative": ["neg", 0], "latent_image": ["latent", 0],
+        "vae": ["vae", 0], "job": job_text, "pack_version": pack_version}}
+    return p
+
+
+def test_the_worker_node_samples_each_recipe_as_the_stock_ksampler_does(remote, comfy, captured):
+    import json
+
+    import folder_paths
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from host.graphs import capture, ksampler_node
+
+    seeds = [5, 9]
+    job = {"version": remote.PACK_VERSION,
+           "sampling": {"seed": 0, "steps": 3, "cfg": 5.0, "sampler_name": "euler", "scheduler": "normal",
+                        "denoise": 1.0, "max_sub_batch": 2},
+           "range": {"start": 0, "stop": 3, "steps": 3, "decode": "final"},
+           "recipes": [{"mode": "seed", "seed": s} for s in seeds]}
+    p = _worker_prompt(remote.job_text(job), remote.PACK_VERSION)
+    for s in seeds:  # the oracle: stock KSampler + VAEDecode, one seed per batch of one
+        p[f"k{s}"] = ksampler_node(s, steps=3, cfg=5.0)
+        p[f"d{s}"] = {"class_type": "VAEDecode", "inputs": {"samples": [f"k{s}", 0], "vae": ["vae", 0]}}
+        p[f"cl{s}"] = capture([f"k{s}", 0], f"latent{s}")
+        p[f"ci{s}"] = capture([f"d{s}", 0], f"image{s}")
+    result = comfy.run(p)
+    ref = result.outputs["work"]["eacps_results"][0]
+    assert (ref["subfolder"], ref["type"]) == ("eacps_worker", "temp")
+    path = f"{folder_paths.get_temp_directory()}/{ref['subfolder']}/{ref['filename']}"
+    tensors = load_file(path)
+    with safe_open(path, "pt") as f:
+        meta = f.metadata()
+    for i, s in enumerate(seeds):  # batched, so equal up to float rounding (as tests/host/test_batched_noise.py)
+        ref = captured[f"latent{s}"]["samples"]
+        assert (tensors["states"][i:i + 1] - ref).abs().max() <= 1e-4 * ref.std(), s
+        assert (tensors["images"][i:i + 1] - captured[f"image{s}"]).abs().max() <= 2 / 255, s
+    ledger, outcomes = json.loads(meta["ledger"]), json.loads(meta["outcomes"])
+    # counted, by hand: 2 candidates x 3 steps, x (cond, uncond) rows; 2 decodes
+    assert (ledger["steps"], ledger["passes"], ledger["decodes"]) == (6, 12.0, 2), ledger
+    assert [o["nfe"] for o in outcomes] == [ledger["nfe"] / 2] * 2 and ledger["nfe"] in (6.0, 12.0), ledger
+
+
+@pytest.mark.parametrize("job, version, words", [
+    ("{}", "0.0.1", "this worker runs EACPS 0.1.0, the search sent 0.0.1"),
+    ("{not json", None, "malformed job from the searching instance"),
+    ('{"sampling": {}}', None, "malformed job from the searching instance"),
+])
+def test_the_worker_node_refuses_another_version_and_a_malformed_job(remote, comfy, job, version, words):
+    result = comfy.run(_worker_prompt(job, version or remote.PACK_VERSION), expect_success=False)
+    assert not result.success and words in result.error(), result.error()
+
+
+def test_workers_on_the_local_refine_are_checked_before_it_samples(remote, comfy):
+    from harness.server import _free_port
+    from host.graphs import two_stage_prompt
+
+    url = f"http://127.0.0.1:{_free_port()}"
+    p = two_stage_prompt(k_global=2, m=1, k_local=2, steps=2)
+    p["workers"] = {"class_type": "EACPS_Workers",
+                    "inputs": {"urls": url, "auth_env": "", "include_local": True, "timeout_s": 30.0}}
+    p["local"]["inputs"]["workers"] = ["workers", 0]
+    result = comfy.run(p, expect_success=False)
+    assert not result.success
+    assert "EACPS_LocalSeedRefine" in result.error() and url in result.error() and "did not answer" in result.error()

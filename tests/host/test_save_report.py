@@ -70,3 +70,21 @@ def test_the_api_key_is_in_neither_the_png_nor_the_report(comfy, captured, judge
     assert judge_server.requests, "the judge was asked"
     for blob in (png.read_bytes(), js.read_bytes(), captured["bon_report"].encode()):
         assert API_KEY.encode() not in blob
+
+
+def test_a_batch_is_saved_with_the_pixels_and_numbering_of_stock_save_image(comfy, captured):
+    import numpy as np
+
+    p = one_node_prompt(best_of_n_node(seed=4, n=2))
+    p["two"] = {"class_type": "RepeatImageBatch", "inputs": {"image": ["one", 0], "amount": 2}}
+    p["save"] = {"class_type": "EACPS_SaveImageWithReport",
+                 "inputs": {"images": ["two", 0], "report": ["one", 5], "filename_prefix": "eacps_batch/ours"}}
+    p["stock"] = {"class_type": "SaveImage", "inputs": {"images": ["two", 0], "filename_prefix": "eacps_batch/stock"}}
+    result = comfy.run(p)
+    ours, stock = result.outputs["save"]["images"], result.outputs["stock"]["images"]
+    assert len(ours) == len(stock) == 2
+    for a, b in zip(ours, stock, strict=True):
+        assert a["filename"].removeprefix("ours") == b["filename"].removeprefix("stock"), (a, b)  # _00001_.png ...
+        folder = comfy.base_dir / "output" / "eacps_batch"
+        with Image.open(folder / a["filename"]) as x, Image.open(folder / b["filename"]) as y:
+            assert np.array_equal(np.asarray(x), np.asarray(y))
