@@ -9,6 +9,9 @@
 #   ./scripts/mutation.sh verifiers/technical.py verifiers/base.py   # some files of a folder
 #   EACPS_MUTATION_BUDGET=1800 ./scripts/mutation.sh nodes   # stop a folder after 30 min (resumable)
 #   EACPS_MUTATION_SAMPLE=10 ./scripts/mutation.sh search   # test one mutant in 10 (the same ones each run)
+#   EACPS_MUTATION_LIMIT=14400 ./scripts/mutation.sh nodes  # let one test run take 4 h (default 1 h): the
+#       baseline runs every mapped test file at once; nodes/'s (14 host files) took over an hour at nice 15
+#       on two cores busy with other work. Or run nodes/ a few files at a time (fewer files in the baseline).
 #   ./scripts/mutation.sh --report             # only print/write the results of earlier runs
 #
 # Work copies live in $EACPS_MUTATION_DIR (default /tmp/eacps-mutation), one per folder, with
@@ -21,6 +24,7 @@ source scripts/setup.sh
 PY="$EACPS_PYTHON"
 WORK_ROOT="${EACPS_MUTATION_DIR:-/tmp/eacps-mutation}"
 BUDGET="${EACPS_MUTATION_BUDGET:-0}"
+LIMIT="${EACPS_MUTATION_LIMIT:-3600}"  # seconds one test run (the baseline too) may take in the fork server
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 PYTHONDONTWRITEBYTECODE=1
 
 if ! "$PY" -c "import mutmut, sys; sys.exit(not mutmut.__version__.startswith('2.'))" 2>/dev/null; then
@@ -67,7 +71,7 @@ print(' '.join(dict.fromkeys(t for f, ts in m.TESTS.items() for t in ts if any(f
 
   export EACPS_TEST_COMFY_BASE="$work/.comfy_base" EACPS_MUTATION_SOCKET="$work/.forkserver.sock"
   rm -f "$EACPS_MUTATION_SOCKET"
-  (cd "$work" && exec nice -n 15 "$PY" scripts/mutation/forkserver.py "${host[@]}" --socket "$EACPS_MUTATION_SOCKET" \
+  (cd "$work" && exec nice -n 15 "$PY" scripts/mutation/forkserver.py "${host[@]}" --limit "$LIMIT" --socket "$EACPS_MUTATION_SOCKET" \
      --log "$work/tests.log") &
   local server=$!
   trap "kill $server 2>/dev/null || true" RETURN

@@ -262,3 +262,13 @@ def test_pruned_candidates_get_their_own_border_and_fate_in_the_report():
     assert report["candidates"][3]["fate"] == "pruned at step 2 (x0 prediction potential 4.5)"
     assert report["candidates"][0]["fate"] == "finished"
     assert report["budget"]["unspent"] == 2 and report["budget"]["stopped"] == "target potential 9"
+
+
+def test_an_invalid_candidates_reason_is_wrapped_into_words_that_fit_the_cell():
+    from eacps.search.grid import _wrap
+
+    # by hand, width 9: "aaaa bbbb" is 9 (fits), "+ cccc" would be 14; then "cccc dddd", then "eeee"
+    assert _wrap("aaaa bbbb cccc dddd eeee", 3, width=9) == ["aaaa bbbb", "cccc dddd", "eeee"]
+    assert _wrap("aaaa bbbb cccc dddd eeee", 2, width=9) == ["aaaa bbbb", "cccc dddd"]
+    assert _wrap("latent has non-finite values", 2) == ["latent has", "non-finite values"]  # 20 wide
+    assert _wrap("", 2) == [""]

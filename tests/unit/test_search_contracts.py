@@ -272,3 +272,13 @@ def test_report_by_hand():
         to_candidates(Pool(setup=None, k_global=1), proposals([3]))), 0)["weights"] is None
     with pytest.raises(ValueError):
         report_json(pool.with_potentials({0: float("nan"), 1: 1.0}, {"a": 1.0}), 1)  # NaN is not JSON
+
+
+def test_a_pool_with_no_valid_candidate_names_each_one_and_why():
+    pool, _ = scored({0: 2.0, 1: 6.0})
+    pool.check_any_valid()  # one valid is enough
+    pool.with_invalid({0: "non-finite latent"}).check_any_valid()
+    with pytest.raises(SearchError) as err:
+        pool.with_invalid({0: "non-finite latent", 1: "image has 3 NaN pixels"}).check_any_valid()
+    assert str(err.value) == ("every candidate is invalid, nothing can win. candidate 0: non-finite latent; "
+                              "candidate 1: image has 3 NaN pixels")
