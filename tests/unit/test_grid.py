@@ -142,6 +142,7 @@ def test_winner_and_elites_are_framed_in_their_colours():
                      ((x0 + x1) // 2, y0 - 1), ((x0 + x1) // 2, y1), (x1 + BORDER - 1, y1 + BORDER - 1)]:
             assert pixel(grid, x, y) == want, (c.id, x, y)
         assert pixel(grid, x0 - BORDER - 1, y0) != want, c.id  # the frame is BORDER px wide
+        assert pixel(grid, (x0 + x1) // 2, y1 + BORDER) != want, c.id  # ... below the picture too
 
 
 def test_grid_refuses_an_empty_pool():
