@@ -273,3 +273,20 @@ def test_an_invalid_candidates_reason_is_wrapped_into_words_that_fit_the_cell():
     assert _wrap("aaaa bbbb cccc dddd eeee", 2, width=9) == ["aaaa bbbb", "cccc dddd"]
     assert _wrap("latent has non-finite values", 2) == ["latent has", "non-finite values"]  # 20 wide
     assert _wrap("", 2) == [""]
+
+
+def test_the_first_label_line_says_winner_or_elite_and_nothing_for_the_others():
+    from PIL import Image, ImageDraw, ImageFont
+
+    pool, winner = scored_pool(4)
+    grid = render_grid(with_images(pool, two_tone(4)), winner)
+    bright = ((grid[0] * 255).round() > 150).all(-1).numpy()
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    font = ImageFont.load_default(size=11)  # Pillow's own font, as the grid draws with
+    elites = elite_ids(pool)
+    for c, (x0, _, x1, y1) in zip(pool.candidates, thumbnails(grid, 4), strict=True):
+        top = y1 + BORDER + 1
+        ink = np.nonzero(bright[top:top + 13, x0 - BORDER:x1 + BORDER].any(0))[0]
+        tag = "  WINNER" if c.id == winner else "  elite" if c.id in elites else ""
+        width = measure.textlength(f"#{c.id} g{c.generation}{tag}", font=font)
+        assert width - 4 <= ink.max() + 1 <= width + 1, (c.id, tag, ink.max(), width)
