@@ -140,3 +140,10 @@ def test_pruned_candidates_get_no_potential_and_are_never_elites():
     with pytest.raises(SearchError, match="not pruned"):
         select_elites(pool, 3)
     assert pool.budget()["pruned"] == 1 and pool.budget()["finished"] == 2
+
+
+def test_only_a_target_or_a_plateau_needs_scores_while_sampling():
+    # an NFE budget stops on counted cost alone; off (all defaults) needs nothing
+    assert not StopRule().needs_scores and not StopRule().active
+    assert not StopRule(max_nfe=100.0).needs_scores and StopRule(max_nfe=100.0).active
+    assert StopRule(plateau=1).needs_scores and StopRule(target=0.0).needs_scores
