@@ -137,6 +137,10 @@ def test_every_nodes_schema_defaults_pass_its_own_checks(comfy, monkeypatch):
         checked.append(schema.node_id)
     assert {"EACPS_Search", "EACPS_BestOfN", "EACPS_SeedSearchGlobal", "EACPS_Workers",
             "EACPS_LoadAPIJudgeVerifier"} <= set(checked), checked
+    # the loaders that need no file also build their verifier from the defaults (no request is sent)
+    for node in (loaders.LoadAPIJudgeVerifier, loaders.LoadTechnicalVerifier):
+        values = {inp.id: inp.default for inp in node.define_schema().inputs if inp.default is not None}
+        assert node.execute(**values).result[0].aspects, node
 
 
 def test_guarding_a_node_twice_changes_nothing(comfy):

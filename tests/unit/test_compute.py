@@ -74,6 +74,7 @@ def test_parse_rungs():
     assert parse_rungs("") == ()
     assert parse_rungs("4") == (4,)
     assert parse_rungs(" 4, 10 ") == (4, 10)
+    assert parse_rungs("4; 10") == parse_rungs("4,,10,") == (4, 10)  # ';' separates too; empty parts are skipped
     with pytest.raises(SearchError, match="whole number"):
         parse_rungs("4.5")
 

@@ -52,6 +52,9 @@ def test_recipe_refusals():
         NoiseRecipe(seed=1, parent=NoiseRecipe(seed=2))
     with pytest.raises(ValueError, match="outside"):
         NoiseRecipe(seed=-1)
+    with pytest.raises(ValueError) as err:
+        NoiseRecipe(3, "jitter", 0.5, parent=NoiseRecipe(1))
+    assert str(err.value) == "unknown noise mode 'jitter'; use one of seed_offset, slerp, sphere"
     assert NoiseRecipe(seed=0).seed == 0 and NoiseRecipe(seed=SEED_MAX).seed == 2**64 - 1
     # seed_offset has no radius: any strength is accepted and ignored
     assert NoiseRecipe(3, "seed_offset", 0.0, parent=NoiseRecipe(1)).strength == 0.0
