@@ -95,7 +95,9 @@ def folder_results(work: Path, equivalents: dict, sample: int | None = None) -> 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("--work", type=Path, action="append", required=True,
+                        help="a work root of mutation.sh (EACPS_MUTATION_DIR); give several to add up runs "
+                             "over different files of a folder")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--sample", action="append", default=[], metavar="FOLDER=K",
                         help="the EACPS_MUTATION_SAMPLE a folder was run with (default: the environment's)")
@@ -107,7 +109,10 @@ def main() -> int:
     listing = []
     for folder in opts.folders:
         samples = dict(item.split("=") for item in opts.sample)
-        res = folder_results(opts.work / folder, equivalents, int(samples.get(folder, 0)) or None)
+        parts = [r for r in (folder_results(work / folder, equivalents, int(samples.get(folder, 0)) or None)
+                             for work in opts.work) if r]
+        res = {"counts": sum((r["counts"] for r in parts), Counter()),
+               "survivors": [x for r in parts for x in r["survivors"]]} if parts else {}
         if not res:
             print(f"{folder}/: no results (run ./scripts/mutation.sh {folder})")
             continue

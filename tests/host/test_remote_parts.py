@@ -42,6 +42,15 @@ def test_parse_urls_refuses_bad_lines(bad, words):
         parse_urls(bad)
 
 
+def test_a_line_that_is_no_address_is_quoted_with_an_example():
+    from eacps.search.pool import SearchError
+
+    with pytest.raises(SearchError) as err:
+        parse_urls("http://a:1\n# b\ngpu-box:8188")
+    assert str(err.value) == ("workers line 3: 'gpu-box:8188' is not an address like http://192.168.1.20:8188 "
+                              "(scheme http or https, then host and port)")
+
+
 def test_feeding_graph_takes_exactly_the_ancestors_of_the_sampling_inputs(remote):
     prompt = {
         "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "x.safetensors"}},
