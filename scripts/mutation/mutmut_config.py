@@ -26,7 +26,8 @@ TESTS: dict[str, list[str]] = {
     "search/report.py": [UNIT + "test_grid.py"],
     "search/budget.py": [UNIT + "test_compute.py", UNIT + "test_search_contracts.py"],
     "search/halving.py": [UNIT + "test_compute.py", UNIT + "test_quality_replay.py"],
-    "search/stage.py": [UNIT + "test_strategy.py", UNIT + "test_compute.py", HOST + "test_runner.py"],
+    "search/stage.py": [UNIT + "test_strategy.py", UNIT + "test_compute.py", HOST + "test_runner.py",
+                        HOST + "test_compute_nodes.py"],  # run_stage is driven through the nodes
     "search/stopping.py": [UNIT + "test_compute.py", UNIT + "test_quality_replay.py"],
     "verifiers/base.py": [*VERIFIER_UNIT, UNIT + "test_technical_verifier.py", UNIT + "test_api_judge.py"],
     "verifiers/technical.py": [UNIT + "test_technical_verifier.py", UNIT + "test_score_mappings.py"],
