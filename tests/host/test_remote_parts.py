@@ -373,3 +373,29 @@ def test_workers_on_the_local_refine_are_checked_before_it_samples(remote, comfy
     result = comfy.run(p, expect_success=False)
     assert not result.success
     assert "EACPS_LocalSeedRefine" in result.error() and url in result.error() and "did not answer" in result.error()
+
+
+def test_cancel_drops_the_queued_job_and_interrupts_the_running_one(remote):
+    """The bodies ComfyUI's server.py reads: POST /queue {"delete": [ids]}, POST /interrupt {"prompt_id"}."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen = []
+
+    class Record(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's name)
+            seen.append((self.path, json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Record)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        remote.WorkerClient(f"http://127.0.0.1:{srv.server_address[1]}").cancel("p-1")
+    finally:
+        srv.shutdown()
+    assert seen == [("/queue", {"delete": ["p-1"]}), ("/interrupt", {"prompt_id": "p-1"})]
