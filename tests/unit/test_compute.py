@@ -75,8 +75,10 @@ def test_parse_rungs():
     assert parse_rungs("4") == (4,)
     assert parse_rungs(" 4, 10 ") == (4, 10)
     assert parse_rungs("4; 10") == parse_rungs("4,,10,") == (4, 10)  # ';' separates too; empty parts are skipped
-    with pytest.raises(SearchError, match="whole number"):
+    with pytest.raises(SearchError) as err:
         parse_rungs("4.5")
+    assert str(err.value) == ("prune_steps: '4.5' is not a whole number or a percentage; write steps like '4' or "
+                              "'4, 10', or fractions of the steps like '25%, 50%'")
 
 
 def test_parse_rungs_percentages_of_the_steps():

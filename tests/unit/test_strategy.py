@@ -297,3 +297,10 @@ def test_no_two_candidates_of_a_search_share_a_seed(mode):
             search.tell([float(p.recipe.seed % 97) for p in props])
         seeds = [c.seed for c in search.pool.candidates]
         assert len(seeds) == 6 + 3 * 3 * 4 and len(set(seeds)) == len(seeds), (mode, seed)
+
+
+def test_a_weight_line_that_cannot_be_read_is_quoted_with_an_example():
+    with pytest.raises(SearchError) as err:
+        parse_weights("sharpness=1\nexposure 0.5")
+    assert str(err.value) == ("weights: cannot read 'exposure 0.5'; write name=weight pairs, one per line or "
+                              "separated by commas, e.g. 'sharpness=1.0, exposure=0.5'")
