@@ -275,10 +275,11 @@ class BestOfN(io.ComfyNode):
             display_name="EACPS Best of N",
             category="EACPS",
             description=(
-                "N independent plain seeds (candidate 0 = your seed, the rest drawn as SeedSearchGlobal "
-                "draws them), scored by the same verifiers and weights; the best wins. By default it "
-                "screens: all N start, and the better half (by the verifiers on the x0 preview) goes on at "
-                "25% and again at 50% of the steps, so N = 40 costs what 20 full samples cost. Clear "
+                "N independent plain seeds (your seed and N - 1 drawn as SeedSearchGlobal draws them), "
+                "scored by the same verifiers and weights; the best wins. By default it screens: all N "
+                "start, and the better half (by the verifiers on the x0 preview) goes on at 25% and again "
+                "at 50% of the steps, so N = 40 costs what 20 full samples cost; candidates are then "
+                "numbered in the order they finish, and your seed may be pruned. Clear "
                 "prune_steps for the plain best-of-N baseline (then give it the same N as an EACPS search, "
                 "K_global + generations * M * K_local, for an equal-budget comparison)."
             ),
