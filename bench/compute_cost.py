@@ -14,7 +14,6 @@ quality lives in bench/quality.py.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import statistics
@@ -50,11 +49,10 @@ def variants(steps: int) -> dict[str, dict]:
 def split_drift(comfy, steps: int, seeds=range(8)) -> dict:
     """How far a chain continued at a pruning step lands from the uninterrupted run, per sampler:
     max |difference| of the final latents over the latents' spread (0 for single-step samplers)."""
-    pack = comfy.nodes.NODE_CLASS_MAPPINGS["EACPS_Search"].__module__.rsplit(".", 2)[0]  # as ComfyUI named it
-    LocalRunner = importlib.import_module(pack + ".nodes.runner").LocalRunner  # noqa: N806
-    make_setup = importlib.import_module(pack + ".nodes.sampling").make_setup
-    NoiseRecipe = importlib.import_module(pack + ".search.noise").NoiseRecipe  # noqa: N806
-    Task = importlib.import_module(pack + ".search.stage").Task  # noqa: N806
+    LocalRunner = comfy.pack_module("nodes.runner").LocalRunner  # noqa: N806
+    make_setup = comfy.pack_module("nodes.sampling").make_setup
+    NoiseRecipe = comfy.pack_module("search.noise").NoiseRecipe  # noqa: N806
+    Task = comfy.pack_module("search.stage").Task  # noqa: N806
 
     tiny = sys.modules[comfy.nodes.NODE_CLASS_MAPPINGS["EACPSTest_TinyModel"].__module__].tiny
     model, vae = tiny.tiny_model(0), tiny.tiny_vae(0)

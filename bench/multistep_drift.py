@@ -15,7 +15,6 @@ that row checks the measurement.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
@@ -28,6 +27,7 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(BENCH))
 
 import torch  # noqa: E402
+from host.graphs import capture  # noqa: E402
 
 from harness.inprocess import InProcessComfy  # noqa: E402
 from harness.paths import make_base_dir  # noqa: E402
@@ -45,40 +45,34 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     comfy = InProcessComfy(make_base_dir(Path(tempfile.mkdtemp(prefix="eacps_drift_"))))
-    mappings = comfy.nodes.NODE_CLASS_MAPPINGS
-    captured = sys.modules[mappings["EACPSTest_Capture"].__module__].CAPTURED
-    pack = mappings["EACPS_Search"].__module__.rsplit(".", 2)[0]  # as ComfyUI named it
-    LocalRunner = importlib.import_module(pack + ".nodes.runner").LocalRunner  # noqa: N806
-    make_setup = importlib.import_module(pack + ".nodes.sampling").make_setup
-    NoiseRecipe = importlib.import_module(pack + ".search.noise").NoiseRecipe  # noqa: N806
-    Task = importlib.import_module(pack + ".search.stage").Task  # noqa: N806
-    judge = sys.modules[mappings["EACPSLab_LoadJudge"].__module__]
-    world = judge.judges.world
-    e = judge.load_judge("E")
-
-    def cap(source, key):
-        return {"class_type": "EACPSTest_Capture", "inputs": {"value": source, "key": key}}
-
-    comfy.run({"m": {"class_type": "EACPSLab_LoadModel", "inputs": {}}, "v": {"class_type": "EACPSLab_LoadVAE",
-                                                                             "inputs": {}},
-               "n": {"class_type": "EACPSLab_TextEncode", "inputs": {"text": ""}},
-               "cm": cap(["m", 0], "model"), "cv": cap(["v", 0], "vae"), "cn": cap(["n", 0], "neg")})
-    model, vae, negative = captured["model"], captured["vae"], captured["neg"]
-    prompts = world.benchmark_prompts()[:args.prompts]
+    prompts = sys.modules[comfy.nodes.NODE_CLASS_MAPPINGS["EACPSLab_LoadJudge"].__module__].judges.world \
+        .benchmark_prompts()[:args.prompts]
     with torch.inference_mode():  # as ComfyUI runs a prompt (the captured tensors are inference tensors)
-        rows = measure(comfy, captured, model, vae, negative, prompts, args.seeds, e, LocalRunner, make_setup,
-                       NoiseRecipe, Task, cap)
+        rows = measure(comfy, prompts, args.seeds)
     write(rows, args, argv)
     return 0
 
 
-def measure(comfy, captured, model, vae, negative, prompts, seeds, e, LocalRunner, make_setup, NoiseRecipe, Task,  # noqa: N803
-            cap) -> dict:
+def measure(comfy: InProcessComfy, prompts: list[str], seeds: int) -> dict:
+    """Per sampler and split: the drift figures over ``prompts`` x ``seeds`` (see the module docstring)."""
+    mappings = comfy.nodes.NODE_CLASS_MAPPINGS
+    captured = sys.modules[mappings["EACPSTest_Capture"].__module__].CAPTURED
+    LocalRunner = comfy.pack_module("nodes.runner").LocalRunner  # noqa: N806
+    make_setup = comfy.pack_module("nodes.sampling").make_setup
+    NoiseRecipe = comfy.pack_module("search.noise").NoiseRecipe  # noqa: N806
+    Task = comfy.pack_module("search.stage").Task  # noqa: N806
+    e = sys.modules[mappings["EACPSLab_LoadJudge"].__module__].load_judge("E")
+    comfy.run({"m": {"class_type": "EACPSLab_LoadModel", "inputs": {}},
+               "v": {"class_type": "EACPSLab_LoadVAE", "inputs": {}},
+               "n": {"class_type": "EACPSLab_TextEncode", "inputs": {"text": ""}},
+               "cm": capture(["m", 0], "model"), "cv": capture(["v", 0], "vae"), "cn": capture(["n", 0], "neg")})
+    model, vae, negative = captured["model"], captured["vae"], captured["neg"]
     rows = {}
     for name in SAMPLERS:
         diffs = {s: {"latent": 0.0, "pixels": [], "flips": 0, "pass_whole": 0, "pass_split": 0} for s in SPLITS}
         for i, text in enumerate(prompts):
-            comfy.run({"p": {"class_type": "EACPSLab_TextEncode", "inputs": {"text": text}}, "c": cap(["p", 0], "pos")})
+            comfy.run({"p": {"class_type": "EACPSLab_TextEncode", "inputs": {"text": text}},
+                       "c": capture(["p", 0], "pos")})
             setup = make_setup(model, captured["pos"], negative, {"samples": torch.zeros(1, 4, 8, 8)}, vae, 0, STEPS,
                                5.0, name, "normal", 1.0, 8)
             runner = LocalRunner(setup)

@@ -18,7 +18,6 @@ pro-rated by sampler steps. Best-of-N reads the same pool (``pool_from_screened`
 
 from __future__ import annotations
 
-import importlib
 import math
 import sys
 from pathlib import Path
@@ -192,8 +191,7 @@ def screened(bench, case) -> dict:
     return bench.screened_pools[case.index]
 
 def _seeds(bench, case) -> list[int]:
-    pack = bench.comfy.nodes.NODE_CLASS_MAPPINGS["EACPS_Search"].__module__.rsplit(".", 2)[0]
-    strategy = importlib.import_module(pack + ".search.strategy")
+    strategy = bench.comfy.pack_module("search.strategy")
     props = strategy.GlobalExploration(bench.pool_size, case.seed, strategy.stage_rng(case.seed, 0)).ask()
     return [p.recipe.seed for p in props]
 

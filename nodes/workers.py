@@ -5,6 +5,7 @@ The protocol and the scheduler are in remote.py."""
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import replace
 
@@ -104,7 +105,7 @@ def _check_urls(urls) -> None:
 
 
 def _check_timeout(value) -> None:
-    if not isinstance(value, (int, float)) or not (value >= 1.0) or value == float("inf"):
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 1.0):
         raise SearchError(f"timeout_s = {value!r}: use a number of seconds >= 1")
 
 

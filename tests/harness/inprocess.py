@@ -104,6 +104,14 @@ class InProcessComfy:
         if missing:
             raise RuntimeError(f"ComfyUI did not load {missing}; see the log above for the import error")
 
+    def pack_module(self, name: str):
+        """A module of this pack as ComfyUI imported it (under its folder path), e.g.
+        ``pack_module("nodes.runner")``; benchmarks reach the runner and strategies this way."""
+        import importlib
+
+        pack = self.nodes.NODE_CLASS_MAPPINGS["EACPS_Search"].__module__.rsplit(".", 2)[0]
+        return importlib.import_module(f"{pack}.{name}")
+
     def validate(self, prompt: dict) -> list[str]:
         valid = asyncio.run(self.execution.validate_prompt(str(uuid.uuid4()), prompt, None))
         if not valid[0]:
