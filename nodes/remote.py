@@ -360,6 +360,12 @@ def make_runner(setup, progress=None) -> LocalRunner:
     return (RemoteRunner if setup.workers is not None else LocalRunner)(setup, progress)
 
 
+def gives_up(tries: int, include_local: bool) -> bool:
+    """Whether a sub-batch that failed on ``tries`` workers fails the search: after MAX_ATTEMPTS
+    tries, unless the searching instance takes a share (it runs the sub-batch itself)."""
+    return tries >= MAX_ATTEMPTS and not include_local
+
+
 def run_distributed(setup, jobs: list[tuple[tuple, list[Task]]], run_local, progress, is_interrupted) -> list[tuple]:
     """Run each (key, tasks) sub-batch on a worker or (with ``include_local``) here; returns one
     (outcomes, ledger) per job, in order, each Outcome with ``ran_on`` set.
@@ -409,7 +415,7 @@ def run_distributed(setup, jobs: list[tuple[tuple, list[Task]]], run_local, prog
             _drain(finished, done, failures, progress)
             with lock:
                 for index, _ in queue_:
-                    if attempts[index] >= MAX_ATTEMPTS and not workers.include_local:
+                    if gives_up(attempts[index], workers.include_local):
                         raise SearchError(f"sub-batch {index} failed on {MAX_ATTEMPTS} tries: " + "; ".join(failures))
                 local = workers.include_local and bool(queue_)
                 if local:

@@ -231,3 +231,29 @@ def test_a_seed_list_of_another_length_than_the_sub_batch_is_refused(comfy):
     with pytest.raises(SearchError) as err:
         ns.PerCandidateNoise(torch.zeros(3, 4, 2, 2), [1, 2])
     assert str(err.value) == "2 seeds for a sub-batch of 3 candidates"
+
+
+def test_a_sampler_that_is_not_comfys_ksampler_is_refused_with_what_to_do(comfy):
+    """Per-candidate noise is put into ComfyUI's KSAMPLER; a Sampler of another class (another
+    ComfyUI, or a pack's own) cannot take it, and the search says so instead of sampling wrong."""
+    from eacps.nodes import noise_sources as ns
+    from eacps.search.pool import SearchError
+
+    samplers = importlib.import_module("comfy.samplers")
+    sample = importlib.import_module("comfy.sample")
+    tiny = importlib.import_module(comfy.nodes.NODE_CLASS_MAPPINGS["EACPSTest_TinyModel"].__module__).tiny
+    ran = []
+
+    class PackSampler(samplers.Sampler):
+        def sample(self, *args, **kwargs):
+            ran.append(True)
+            raise AssertionError("the wrapper must refuse before this sampler runs")
+
+    model = ns.for_candidates(tiny.tiny_model(0), "euler_ancestral", [1, 2])
+    latent = torch.zeros(2, 4, 8, 8)
+    with pytest.raises(SearchError) as err:
+        sample.sample_custom(model, torch.randn(2, 4, 8, 8), CFG, PackSampler(), torch.tensor([14.6, 3.0, 0.0]),
+                             tiny.text_conditioning("a red apple"), tiny.text_conditioning(""), latent, seed=1)
+    assert str(err.value) == ("expected ComfyUI's KSAMPLER for euler_ancestral, got PackSampler; "
+                              "this ComfyUI differs from 0.3.75: set max_sub_batch to 1")
+    assert ran == []

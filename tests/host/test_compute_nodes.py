@@ -153,6 +153,26 @@ def test_one_node_search_with_pruning_equals_the_five_node_graph_with_a_screen_v
     assert one["compute"]["nfe"] == five["compute"]["nfe"] == (6 + 8) * 2 + (3 + 4) * (STEPS - 2)
 
 
+def test_left_out_screen_weights_weigh_every_aspect_of_the_screen_verifier_one(comfy, captured):
+    # The technical verifier's aspects are sharpness and exposure: weights left out of Seed Search
+    # Global and Local Seed Refine (an API prompt, or an old workflow) screen as "sharpness=1, exposure=1".
+    def screened(weights):
+        p = two_stage_prompt(seed=5, k_global=6, m=2, k_local=4)
+        for node in ("global", "local"):
+            p[node]["inputs"].update(prune_steps="2", prune_keep=0.5, screen_verifier=["verifier", 0],
+                                     screen_prompt="a red apple")
+            if weights is not None:
+                p[node]["inputs"]["screen_weights"] = weights
+        comfy.run(p)
+        return json.loads(captured["report"])
+
+    left_out, written = screened(None), screened("sharpness=1\nexposure=1")
+    assert [c["fate"] for c in left_out["candidates"]] == [c["fate"] for c in written["candidates"]]
+    assert [c["recipe"] for c in left_out["candidates"]] == [c["recipe"] for c in written["candidates"]]
+    assert left_out["budget"]["pruned"] == 3 + 4  # screening ran in both stages
+    assert left_out["winner_seed"] == written["winner_seed"]
+
+
 def test_options_that_cannot_work_are_refused_before_sampling(comfy):
     bad_rung = one_node_prompt(best_of_n_node(n=4))
     bad_rung["one"]["inputs"]["prune_steps"] = "4"

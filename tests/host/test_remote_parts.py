@@ -223,6 +223,14 @@ def test_without_a_local_share_a_dead_worker_fails_the_search_naming_it(remote, 
     assert ran == []
 
 
+def test_a_sub_batch_fails_the_search_after_three_failed_tries_unless_it_can_run_here(remote):
+    # README: "every sub-batch at most 3 tries on workers"; with include_local the searching
+    # instance runs it itself however often workers failed it.
+    assert remote.MAX_ATTEMPTS == 3
+    assert [remote.gives_up(t, include_local=False) for t in (1, 2, 3, 4)] == [False, False, True, True]
+    assert [remote.gives_up(t, include_local=True) for t in (1, 2, 3, 4)] == [False, False, False, False]
+
+
 def test_cancel_stops_before_anything_more_runs(remote, comfy):
     from eacps.nodes.runner import Progress
 

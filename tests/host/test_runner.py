@@ -64,7 +64,7 @@ def test_which_samplers_continue_exactly_is_what_comfy_does(comfy, parts):
     keep history and differ after a split (a sample of each kind: every sampler would cost minutes)."""
     from eacps.nodes.runner import SPLIT_EXACT
 
-    names = {"heun", "dpm_2", "dpmpp_2m", "uni_pc"}
+    names = {"heun", "dpm_2", "ddim", "dpmpp_2m", "uni_pc"}
     exact = set()
     for name in sorted(names):
         setup = setup_for(parts, name)

@@ -7,7 +7,7 @@ import json
 import pytest
 from PIL import Image
 
-from host.graphs import best_of_n_node, one_node_prompt, search_node
+from host.graphs import best_of_n_node, one_node_prompt, search_node, two_stage_prompt
 from host.test_verifiers_judges import API_KEY, api_inputs, judge_server  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.host
@@ -88,3 +88,31 @@ def test_a_batch_is_saved_with_the_pixels_and_numbering_of_stock_save_image(comf
         folder = comfy.base_dir / "output" / "eacps_batch"
         with Image.open(folder / a["filename"]) as x, Image.open(folder / b["filename"]) as y:
             assert np.array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_an_error_after_sampling_keeps_the_candidates_and_one_before_it_is_raised_as_it_was(comfy, captured):
+    from eacps.nodes.saving import keep_sampled
+    from eacps.search.pool import SearchError
+
+    comfy.run(two_stage_prompt(seed=12, k_global=3, m=1, k_local=1))
+    pool = captured["pool"]
+    with pytest.raises(SearchError) as err:
+        with keep_sampled() as box:
+            box.pool = pool
+            raise RuntimeError("the verifier fell over")
+    first, kept = str(err.value).split("\n")
+    assert first == "the verifier fell over"
+    prefix = f"The {len(pool)} candidates sampled before this error are kept: report "
+    assert kept.startswith(prefix) and len(pool) == 3 + 1, kept
+    report_path, grid_path = kept[len(prefix):].split(", grid ")
+    saved = json.loads(open(report_path).read())
+    assert saved["stopped"] == "RuntimeError: the verifier fell over" and saved["winner"] is None
+    assert [c["seed"] for c in saved["candidates"]] == [c.seed for c in pool.candidates]
+    with Image.open(grid_path) as grid:
+        assert grid.size[0] >= 64
+
+    before = RuntimeError("refused before sampling")
+    with pytest.raises(RuntimeError) as err:
+        with keep_sampled():
+            raise before
+    assert err.value is before

@@ -200,3 +200,26 @@ def test_a_worker_killed_mid_search_loses_nothing(comfy, captured, doomed_server
     assert doomed_server.proc.poll() is not None, "the worker was not killed"
     _same_candidates(local, remote)
     assert torch.equal(local_latent, remote_latent)
+
+
+@pytest.mark.server
+@pytest.mark.mutation_server
+def test_a_job_that_fails_on_the_worker_fails_at_once_with_the_workers_reason(comfy, second_server):
+    """A worker's prompt that ends in error (here: interrupted from the worker's own queue, as its
+    user's Cancel would) is a failure of that worker now, with ComfyUI's reason, not a wait until
+    the workers' timeout (60 s here: the worker is interrupted within its first sub-batch)."""
+    p = _search_prompt(workers_node(second_server.url, include_local=False), **LONG)
+    p["workers"]["inputs"]["timeout_s"] = 60.0
+
+    def interrupt_on_the_worker():
+        _wait_running(second_server)
+        second_server.post("/interrupt", {})
+
+    interrupter = threading.Thread(target=interrupt_on_the_worker)
+    interrupter.start()
+    result = comfy.run(p, expect_success=False)
+    interrupter.join()
+    error = result.error()
+    assert "no instance is left" in error and second_server.url in error, error
+    assert "the sub-batch failed there: interrupted on the worker" in error, error
+    assert "longer than the workers' timeout" not in error
