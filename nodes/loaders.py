@@ -141,6 +141,8 @@ class LoadAestheticVerifier(io.ComfyNode):
 class LoadPreservationVerifier(io.ComfyNode):
     @classmethod
     def define_schema(cls):
+        from ..verifiers.preservation import ASPECTS, BACKBONES
+
         return io.Schema(
             node_id="EACPS_LoadPreservationVerifier",
             display_name="Load Preservation / Identity Verifier (EACPS)",
@@ -148,9 +150,9 @@ class LoadPreservationVerifier(io.ComfyNode):
             description="How much of the reference image a candidate keeps: (1-w)*cosine of DINOv2 or CLIP "
                         "image embeddings + w*SSIM, 10 = identical. Needs a reference image.",
             inputs=[
-                io.Combo.Input("aspect", options=["preservation", "identity"], default="preservation",
+                io.Combo.Input("aspect", options=list(ASPECTS), default="preservation",
                                tooltip="Name of the score (the EACPS edit preset weighs 'identity')."),
-                io.Combo.Input("backbone", options=["dinov2", "open_clip", "ssim_only"], default="dinov2",
+                io.Combo.Input("backbone", options=list(BACKBONES), default="dinov2",
                                tooltip="Embedding model for the semantic part; ssim_only needs no weights."),
                 io.Combo.Input("dinov2_folder", options=downloads.options(
                     management.hf_folders(), downloads.DINOV2, "dinov2-base"),
@@ -171,12 +173,16 @@ class LoadPreservationVerifier(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, backbone, dinov2_folder, clip_arch, clip_weights, download=False, aspect=""):
         from ..verifiers.clip_score import SOURCE
-        from ..verifiers.preservation import DINO_SOURCE
+        from ..verifiers.preservation import ASPECTS, BACKBONES, DINO_SOURCE
 
         null = _null_choice(aspect=aspect, backbone=backbone, dinov2_folder=dinov2_folder, clip_arch=clip_arch,
                             clip_weights=clip_weights)
         if null is not True:
             return null
+        # named here, ComfyUI leaves these choices to us (the guard too): refuse a typo before sampling
+        for name, value, options in (("aspect", aspect, ASPECTS), ("backbone", backbone, BACKBONES)):
+            if value and value not in options:  # "": not given here (aspect's default)
+                return f"{name} = {value!r} is not one of: {', '.join(options)}"
 
         if backbone == "dinov2":
             return first_error((downloads.check, dinov2_folder, "preservation verifier", DINO_SOURCE, download,

@@ -22,6 +22,8 @@ from .openclip import backbone
 
 DINO_SOURCE = ("a transformers DINOv2 folder (config.json, model.safetensors, preprocessor_config.json), "
                "e.g. facebook/dinov2-base or facebook/dinov2-small")
+ASPECTS = ("preservation", "identity")  # the score's name: the EACPS edit preset weighs "identity"
+BACKBONES = ("dinov2", "open_clip", "ssim_only")  # the semantic part's model; ssim_only has none
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -70,8 +72,8 @@ class PreservationVerifier(Verifier):
 
     def __init__(self, aspect: str, backbone_kind: str, ssim_weight: float, *, dino_folder: str | None = None,
                  dino_name: str = "", clip_arch: str = "", clip_path: str | None = None, clip_name: str = ""):
-        if aspect not in ("preservation", "identity"):
-            raise VerifierError(f"preservation verifier: aspect must be 'preservation' or 'identity', not '{aspect}'")
+        if aspect not in ASPECTS:
+            raise VerifierError(f"preservation verifier: aspect must be one of {', '.join(ASPECTS)}, not '{aspect}'")
         if not 0.0 <= ssim_weight <= 1.0:
             raise VerifierError(f"preservation verifier: ssim_weight must be in [0, 1], got {ssim_weight}")
         self.aspects = (aspect,)
@@ -87,7 +89,8 @@ class PreservationVerifier(Verifier):
             self.ssim_weight = 1.0
             source = "ssim_only"
         else:
-            raise VerifierError(f"preservation verifier: unknown backbone '{backbone_kind}'")
+            raise VerifierError(f"preservation verifier: backbone must be one of {', '.join(BACKBONES)}, "
+                                f"not '{backbone_kind}'")
         if self.model is None and self.ssim_weight < 1.0:
             raise VerifierError("preservation verifier: without a backbone only SSIM can be used")
         self._identity = f"preservation:{aspect}:{source}:ssim_weight={self.ssim_weight:g}"

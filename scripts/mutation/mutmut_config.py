@@ -56,9 +56,11 @@ TESTS: dict[str, list[str]] = {
     "nodes/checks.py": [HOST + "test_node_checks.py", HOST + "test_search_nodes.py", HOST + "test_one_node_search.py"],
     "nodes/sampling.py": [HOST + "test_node_checks.py", HOST + "test_node_contracts.py", HOST + "test_search_nodes.py",
                           HOST + "test_remote_parts.py", HOST + "test_compute_nodes.py"],
-    "nodes/scoring.py": [HOST + "test_node_contracts.py", HOST + "test_search_nodes.py"],
+    "nodes/scoring.py": [HOST + "test_node_contracts.py", HOST + "test_search_nodes.py",
+                         HOST + "test_failures_contained.py"],
     "nodes/selection.py": [HOST + "test_node_contracts.py", HOST + "test_search_nodes.py"],
-    "nodes/search_nodes.py": [HOST + "test_one_node_search.py", HOST + "test_search_nodes.py"],
+    "nodes/search_nodes.py": [HOST + "test_node_checks.py", HOST + "test_one_node_search.py",
+                              HOST + "test_search_nodes.py", HOST + "test_compute_nodes.py"],
     "nodes/saving.py": [HOST + "test_save_report.py"],
     "nodes/compute.py": [HOST + "test_compute_nodes.py", HOST + "test_node_checks.py"],
     "nodes/noise_sources.py": [HOST + "test_batched_noise.py", HOST + "test_runner.py"],
@@ -66,14 +68,15 @@ TESTS: dict[str, list[str]] = {
     # test_workers.py: only its refusal tests run here (the multi-instance ones start servers: -m server)
     "nodes/remote.py": [HOST + "test_remote_parts.py", HOST + "test_workers.py", HOST + "test_runner.py"],
     "nodes/workers.py": [HOST + "test_remote_parts.py", HOST + "test_workers.py", HOST + "test_search_nodes.py"],
-    "nodes/loaders.py": [HOST + "test_weight_safety.py", HOST + "test_verifiers_clip.py",
+    "nodes/loaders.py": [HOST + "test_node_checks.py", HOST + "test_weight_safety.py", HOST + "test_verifiers_clip.py",
                          HOST + "test_verifiers_preference.py", HOST + "test_verifiers_judges.py"],
 }
 
 # Lines whose mutants only change words shown in the UI (tooltips, descriptions, names in menus)
 # or a log message: not behaviour a test can or should pin. They are reported as skipped.
+# (_download_input's argument only names the repos in the download switch's tooltip.)
 UI_TEXT = re.compile(r"^\s*(tooltip|description|display_name|category)\s*=|^\s*\"[^\"]*\"\s*\)?,?\s*$|"
-                     r"\btooltip=|\bdescription=|\bdisplay_name=|logging\.|logger\.")
+                     r"\btooltip=|\bdescription=|\bdisplay_name=|logging\.|logger\.|\b_download_input\(")
 
 
 # EACPS_MUTATION_SAMPLE=K tests one mutant in K, chosen by a hash of its file, line text and index

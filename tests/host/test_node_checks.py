@@ -4,6 +4,8 @@ checks those inputs get). Messages are matched on the words that tell the user w
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -164,3 +166,27 @@ def test_a_choice_outside_the_list_is_named_with_the_options(comfy):
     many = io.Combo.Input("file", options=[f"f{i}" for i in range(25)])
     assert widget_problem(many, "x", resolved=True, own=False) == (
         "file = 'x' is not one of: " + ", ".join(f"f{i}" for i in range(20)) + " ...")
+
+
+def test_every_float_widget_shows_its_step_default_and_range_exactly_in_the_editor(comfy):
+    """ComfyUI's frontend (useFloatWidget) gives a FLOAT widget precision p = max(0, -floor(log10(step)))
+    decimals: it shows values with p decimals, snaps a changed value to multiples of 10^-p (p > 0) and
+    moves it by ``step`` per arrow click. So step, default, min and max must have at most p decimals:
+    with step 1.1 (p = 0) a 0.1 minimum shows as 0 and the arrows move 60 to 61.1, shown as 61."""
+    from comfy_api.latest import io
+
+    from eacps.nodes import NODE_MODULES
+
+    checked = 0
+    for node in (n for module in NODE_MODULES for n in module.NODES):
+        for inp in node.define_schema().inputs:
+            if not isinstance(inp, io.Float.Input):
+                continue
+            assert inp.step is not None and inp.step > 0, (node.__name__, inp.id)
+            precision = max(0, -math.floor(math.log10(inp.step)))
+            for what in ("step", "default", "min", "max"):
+                value = getattr(inp, what)
+                if value is not None:
+                    assert round(value, precision) == value, (node.__name__, inp.id, what, value, inp.step)
+            checked += 1
+    assert checked >= 10, checked

@@ -114,3 +114,29 @@ def test_pickled_model_folders_are_refused(comfy, verifier_files):
                                 "ssim_weight": 0.5}},
             "cap": {"class_type": "EACPSTest_Capture", "inputs": {"value": ["load", 0], "key": "pickled"}},
         })
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"backbone": "clip"}, "backbone = 'clip' is not one of: dinov2, open_clip, ssim_only"),
+    ({"aspect": "likeness"}, "aspect = 'likeness' is not one of: preservation, identity"),
+    ({"clip_weights": "not_there.safetensors"}, "not_there.safetensors"),  # backbone open_clip: its file is checked
+])
+def test_the_preservation_loader_refuses_what_it_cannot_build_before_anything_runs(comfy, verifier_files, change,
+                                                                                    words):
+    inputs = {"aspect": "identity", "backbone": "open_clip", "dinov2_folder": "tiny_dinov2", "clip_arch": TINY_CLIP,
+              "clip_weights": "tiny_clip.safetensors", "ssim_weight": 0.5, **change}
+    with pytest.raises(PromptInvalid) as info:
+        comfy.run({
+            "load": {"class_type": "EACPS_LoadPreservationVerifier", "inputs": inputs},
+            "cap": {"class_type": "EACPSTest_Capture", "inputs": {"value": ["load", 0], "key": "refused"}},
+        })
+    assert words in str(info.value.details), info.value.details
+
+
+def test_the_preservation_loader_offers_its_backbones_and_aspects_in_the_editor(comfy):
+    """The choices the frontend shows (ComfyUI's /object_info form of the schema)."""
+    info = comfy.nodes.NODE_CLASS_MAPPINGS["EACPS_LoadPreservationVerifier"].GET_NODE_INFO_V1()
+    required = info["input"]["required"]
+    assert required["backbone"][0] == required["aspect"][0] == "COMBO"
+    assert required["backbone"][1]["options"] == ["dinov2", "open_clip", "ssim_only"]
+    assert required["aspect"][1]["options"] == ["preservation", "identity"]
