@@ -20,8 +20,10 @@ def to_pixels(
 ) -> torch.Tensor:
     """IMAGE [B,H,W,3] -> normalised pixels [B,3,h,w] float32.
 
-    resize_mode "shortest": scale the short side to ``size`` then centre-crop (CLIP's transform);
-    "squash": resize to exactly ``size``.
+    resize_mode "shortest": scale the short side to ``size`` (the other side rounded down to whole
+    pixels) then centre-crop: CLIP's eval transform (torchvision Resize + CenterCrop, as in
+    open_clip.image_transform), up to the resampling filter's arithmetic; "squash": resize to
+    exactly ``size``.
     """
     th, tw = (size, size) if isinstance(size, int) else tuple(size)
     x = images[..., :3].movedim(-1, 1).float()
@@ -29,9 +31,11 @@ def to_pixels(
     if (h, w) != (th, tw):
         if resize_mode == "squash":
             new = (th, tw)
+        elif th * w >= tw * h:  # the height reaches its target first: it sets the scale
+            # whole pixels rounded down, as torchvision's Resize (CLIP's transform) computes them
+            new = (th, max(tw, w * th // h))
         else:
-            scale = max(th / h, tw / w)
-            new = (max(th, round(h * scale)), max(tw, round(w * scale)))
+            new = (max(th, h * tw // w), tw)
         mode = interpolation if interpolation in ("bicubic", "bilinear") else "bicubic"
         x = F.interpolate(x, size=new, mode=mode, antialias=True, align_corners=False)
         top = (x.shape[-2] - th) // 2

@@ -44,11 +44,12 @@ class OpenClipBackbone:
         finally:
             logger.setLevel(level)
         load_strict(model, load_state_dict(path, what), what, self.name)
-        cfg = dict(getattr(model.visual, "preprocess_cfg", {}) or {})
-        size = cfg.get("size", getattr(model.visual, "image_size", 224))
+        # open_clip (>= 2.24, as required) gives every model it creates its eval preprocessing: size
+        # (the visual tower's own), mean, std, resize_mode, interpolation
+        cfg = model.visual.preprocess_cfg
+        size = cfg["size"]
         self.size = tuple(size) if isinstance(size, (tuple, list)) else (int(size), int(size))
-        self.mean = tuple(cfg.get("mean", (0.48145466, 0.4578275, 0.40821073)))
-        self.std = tuple(cfg.get("std", (0.26862954, 0.26130258, 0.27577711)))
+        self.mean, self.std = tuple(cfg["mean"]), tuple(cfg["std"])
         self.resize_mode = "squash" if cfg.get("resize_mode") == "squash" else "shortest"
         self.interpolation = cfg.get("interpolation", "bicubic")
         self.tokenizer = open_clip.get_tokenizer(arch)

@@ -63,3 +63,14 @@ def test_size_is_checked_and_names_the_verifier():
     # the identity keys the score cache and names the verifier in reports: a stable, versioned name
     assert TechnicalQualityVerifier(64).identity == "technical-v1-size64"
     assert TechnicalQualityVerifier(0).identity == "technical-v1-size0"
+
+
+def test_pixels_outside_0_1_count_as_clipped_at_0_and_1():
+    """A decode can overshoot [0, 1] (ComfyUI clamps only when saving): the verifier scores what
+    would be saved, the image clamped to [0, 1]."""
+    gen = torch.Generator().manual_seed(3)
+    over = torch.rand(2, 32, 32, 3, generator=gen) * 1.6 - 0.3  # about a third of the values outside [0, 1]
+    v = TechnicalQualityVerifier(0)
+    got, clamped = v.score(over, ""), v.score(over.clamp(0, 1), "")
+    for aspect in ("sharpness", "exposure"):
+        assert torch.equal(got.scores[aspect], clamped.scores[aspect]), aspect

@@ -54,3 +54,31 @@ def test_an_unknown_open_clip_architecture_is_refused_before_loading(tmp_path):
     with pytest.raises(VerifierError, match=r"^CLIP score verifier: 'ViT-Nope' is not an open_clip architecture; "
                                             r"choose one of open_clip.list_models\(\) \(e.g. ViT-B-32"):
         OpenClipBackbone("ViT-Nope", missing, "CLIP score verifier")
+
+
+class Counted(Constant):
+    """A verifier whose text encoder reads a fixed number of tokens, as CLIP's 77."""
+
+    def __init__(self, counted):
+        super().__init__(5.0)
+        self.counted = counted
+
+    def prompt_tokens(self, prompt):
+        return self.counted
+
+
+def test_a_prompt_cut_is_reported_only_when_the_prompt_has_more_tokens_than_are_read():
+    assert Counted((80, 77)).prompt_cut("p") == ("constant:5.0 read only the first 77 of the prompt's 80 tokens; "
+                                                 "the rest did not count in its score")
+    assert Counted((77, 77)).prompt_cut("p") is None
+    assert Counted((12, 77)).prompt_cut("p") is None
+    assert Counted(None).prompt_cut("p") is None  # a verifier that reads the whole prompt
+
+
+def test_a_verifier_without_its_scoring_method_cannot_be_made():
+    class NoScore(Verifier):
+        kind = "incomplete"
+        aspects = ("a",)
+
+    with pytest.raises(TypeError, match="_score"):
+        NoScore()

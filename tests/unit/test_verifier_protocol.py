@@ -101,6 +101,19 @@ def test_everything_missing_is_listed_at_once():
         assert f"'{name}'" in msg and "missing" in msg
 
 
+def test_each_problem_is_named_in_one_sentence():
+    class Two(Mean):
+        kind = ""
+        uses_reference = "no"
+
+    with pytest.raises(VerifierError) as info:
+        check_verifier(Two())
+    assert str(info.value) == (
+        f"{Two.__module__}.{Two.__qualname__} is not an EACPS verifier: "
+        "'kind' must be a str of letters, digits, '_' or '-', got a str (''); "
+        "'uses_reference' must be a bool, got a str ('no'). See docs/verifiers.md, 'Verifier protocol'.")
+
+
 def test_a_raising_identity_property_counts_as_missing():
     class NoIdentity(Verifier):
         kind = "x"
@@ -160,3 +173,17 @@ def test_required_reference_missing_is_refused():
     v = _with(uses_reference=True, requires_reference=True)
     with pytest.raises(VerifierError, match="needs a reference image"):
         score(v, images(), "p")
+
+
+def test_non_finite_scores_name_each_image_and_the_cause_to_check():
+    from eacps.verifiers.protocol import NonFiniteScores
+
+    scores = torch.tensor([1.0, float("nan"), float("inf")])
+    with pytest.raises(NonFiniteScores) as info:
+        validate_result(SimpleNamespace(scores={"brightness": scores}, raw={"brightness": GOOD}), "mean_value:v1",
+                        ("brightness",), B)
+    assert str(info.value) == (
+        "mean_value:v1: non-finite score for image(s) at batch position(s) [1, 2] of 3: mean_value:v1 gave a "
+        "non-finite 'brightness' score (nan); mean_value:v1 gave a non-finite 'brightness' score (inf). Check those "
+        "images (a NaN decode from an fp16 VAE gives this) before blaming the verifier")
+    assert sorted(info.value.positions) == [1, 2]
