@@ -45,7 +45,7 @@ TESTS: dict[str, list[str]] = {
     "verifiers/vlm_judge.py": [*VERIFIER_UNIT, HOST + "test_verifiers_judges.py"],
     "verifiers/openclip.py": [UNIT + "test_verifier_interface.py", HOST + "test_verifier_preprocessing.py",
                               HOST + "test_verifiers_clip.py", HOST + "test_verifiers_preference.py"],
-    "verifiers/management.py": [HOST + "test_verifiers_clip.py", HOST + "test_weight_safety.py",
+    "verifiers/management.py": [HOST + "test_verifier_files.py", HOST + "test_verifiers_clip.py", HOST + "test_weight_safety.py",
                                 HOST + "test_verifiers_preference.py", HOST + "test_verifiers_judges.py"],
     "verifiers/protocol.py": [UNIT + "test_verifier_protocol.py", UNIT + "test_score_mappings.py",
                               HOST + "test_third_party_verifier.py"],

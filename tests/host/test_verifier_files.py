@@ -1,0 +1,52 @@
+"""Which weight files and model folders the loaders offer: what models/verifiers holds (and a
+verifiers folder the user added through ComfyUI's extra_model_paths.yaml), never the files inside
+an HF model folder."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+pytestmark = pytest.mark.host
+
+
+def test_loaders_offer_the_weight_files_on_disk_but_not_the_insides_of_model_folders(comfy, verifier_files,
+                                                                                    preference_files):
+    from eacps.verifiers import management
+
+    files = management.weight_files()
+    assert {"tiny_clip.safetensors", "tiny_aesthetic_head.pth", "tiny_hps.pt"} <= set(files), files
+    assert not [f for f in files if f.split("/")[0] in ("tiny_pickscore", "tiny_imagereward", "tiny_dinov2")], files
+    assert {"tiny_pickscore", "tiny_imagereward", "tiny_dinov2"} <= set(management.hf_folders())
+    # what the editor shows: the CLIP score loader's weights list (ComfyUI's /object_info form)
+    info = comfy.nodes.NODE_CLASS_MAPPINGS["EACPS_LoadClipScoreVerifier"].GET_NODE_INFO_V1()
+    options = info["input"]["required"]["weights"][1]["options"]
+    assert "tiny_clip.safetensors" in options and "tiny_pickscore/model.safetensors" not in options
+
+
+def test_a_verifiers_folder_from_extra_model_paths_is_kept_and_its_files_are_offered(comfy, verifier_files,
+                                                                                     tmp_path):
+    """ComfyUI reads extra_model_paths.yaml before it imports custom nodes: a 'verifiers' entry there
+    exists (with no file extensions) when the pack registers its folder."""
+    import folder_paths
+
+    from eacps.verifiers import management
+
+    saved = folder_paths.folder_names_and_paths.pop("verifiers")
+    extra = tmp_path / "more_verifiers"
+    extra.mkdir()
+    (extra / "extra_clip.safetensors").write_bytes(b"listed, never loaded")
+    (extra / "notes.txt").write_text("not a weight file")
+    try:
+        folder_paths.add_model_folder_path("verifiers", str(extra))  # what the yaml entry does
+        folder_paths.filename_list_cache.pop("verifiers", None)
+        management.register_folders()
+        paths = folder_paths.get_folder_paths("verifiers")
+        assert paths == [os.path.join(folder_paths.models_dir, "verifiers"), str(extra)]
+        files = management.weight_files()
+        assert "extra_clip.safetensors" in files and "tiny_clip.safetensors" in files, files
+        assert "notes.txt" not in files
+    finally:
+        folder_paths.folder_names_and_paths["verifiers"] = saved
+        folder_paths.filename_list_cache.pop("verifiers", None)
