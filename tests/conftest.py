@@ -119,7 +119,8 @@ def verifier_files(comfy, tmp_path_factory) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     register_tiny_open_clip(tmp_path_factory.mktemp("open_clip_configs"))
     write_open_clip(folder / "tiny_clip.safetensors")
-    write_aesthetic_head(folder / "tiny_aesthetic_head.pth", input_size=32)
+    write_aesthetic_head(folder / "tiny_aesthetic_head.pth", input_size=32,
+                         clip_weights=folder / "tiny_clip.safetensors")
     write_dinov2(folder / "tiny_dinov2")
     return folder
 
