@@ -39,6 +39,8 @@ def test_aesthetic(comfy, captured, verifier_files):
     assert v.aspects == ("aesthetic",)
     result = check_verifier(v, make_images(5), "ignored")
     assert torch.allclose(result.scores["aesthetic"], result.raw["aesthetic"].clamp(0, 10))
+    scores = result.scores["aesthetic"]  # the head is calibrated so both clamps and the middle are exercised
+    assert (scores == 0).any() and (scores == 10).any() and ((scores > 0) & (scores < 10)).any(), scores
 
 
 def test_aesthetic_head_dimension_mismatch_is_explained(comfy, captured, verifier_files):

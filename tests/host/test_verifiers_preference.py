@@ -13,12 +13,21 @@ from harness.inprocess import PromptInvalid
 pytestmark = pytest.mark.host
 
 
+def assert_spread(scores: torch.Tensor) -> None:
+    """The mapping is exercised, not only its clamps: at least 3 of the 5 scores strictly inside (0, 10)
+    and 2 points or more between the lowest and the highest (tests/verifier_models.py calibrates the
+    tiny models for this), so a changed mapping range changes the scores the tests compare."""
+    inside = int(((scores > 0) & (scores < 10)).sum())
+    assert inside >= 3 and float(scores.max() - scores.min()) >= 2, scores
+
+
 def test_pickscore(comfy, captured, preference_files):
     v = load_verifier(comfy, captured, "EACPS_LoadPickScoreVerifier", {"model_folder": "tiny_pickscore"})
     assert v.aspects == ("pickscore",) and v.identity == "pickscore:tiny_pickscore"
     result = check_verifier(v, make_images(5), "a red apple")
     expected = ((result.raw["pickscore"] - 16) / 8 * 10).clamp(0, 10)
     assert torch.allclose(result.scores["pickscore"], expected)
+    assert_spread(result.scores["pickscore"])
     assert result.raw["pickscore"].abs().max() <= 100 + 1e-6  # logit_scale.exp() * cos
 
 
@@ -30,6 +39,7 @@ def test_hpsv2(comfy, captured, preference_files):
     assert (result.raw["hpsv2"].abs() <= 1 + 1e-6).all()
     expected = ((result.raw["hpsv2"] - 0.15) / 0.2 * 10).clamp(0, 10)
     assert torch.allclose(result.scores["hpsv2"], expected)
+    assert_spread(result.scores["hpsv2"])
 
 
 def test_hpsv2_missing_file_error(comfy, preference_files):
@@ -50,6 +60,7 @@ def test_imagereward(comfy, captured, preference_files):
     result = check_verifier(v, make_images(5), "a red apple")
     expected = ((result.raw["imagereward"] + 2) / 4 * 10).clamp(0, 10)
     assert torch.allclose(result.scores["imagereward"], expected)
+    assert_spread(result.scores["imagereward"])
     other_prompt = v.score(make_images(5), "make it table")
     assert not torch.allclose(other_prompt.raw["imagereward"], result.raw["imagereward"])  # text is used
 
