@@ -33,6 +33,8 @@ def test_clip_score_model_is_cached_per_file(comfy, captured, verifier_files):
 
 
 def test_aesthetic(comfy, captured, verifier_files):
+    from verifier_models import AESTHETIC_CENTRE, AESTHETIC_STD, CALIBRATION_IMAGES
+
     v = load_verifier(comfy, captured, "EACPS_LoadAestheticVerifier",
                       {"clip_arch": TINY_CLIP, "clip_weights": "tiny_clip.safetensors",
                        "head_weights": "tiny_aesthetic_head.pth"})
@@ -41,6 +43,11 @@ def test_aesthetic(comfy, captured, verifier_files):
     assert torch.allclose(result.scores["aesthetic"], result.raw["aesthetic"].clamp(0, 10))
     scores = result.scores["aesthetic"]  # the head is calibrated so both clamps and the middle are exercised
     assert (scores == 0).any() and (scores == 10).any() and ((scores > 0) & (scores < 10)).any(), scores
+    # The head was written to give mean AESTHETIC_CENTRE, std AESTHETIC_STD on the calibration pictures'
+    # normalised CLIP embeddings: the verifier feeds the head those embeddings, preprocessed as CLIP's.
+    calibration = v.score(make_images(**CALIBRATION_IMAGES), "ignored").raw["aesthetic"]
+    mean, std = float(calibration.mean()), float(calibration.std())
+    assert abs(mean - AESTHETIC_CENTRE) < 1e-3 and abs(std - AESTHETIC_STD) < 1e-3, (mean, std)
 
 
 def test_aesthetic_head_dimension_mismatch_is_explained(comfy, captured, verifier_files):

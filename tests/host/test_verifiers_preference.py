@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 from verifier_checks import check_verifier, load_verifier, make_images
-from verifier_models import TINY_CLIP
+from verifier_models import CALIBRATION_IMAGES, CALIBRATION_PROMPT, TINY_CLIP
 
 from harness.inprocess import PromptInvalid
 
@@ -61,6 +61,11 @@ def test_imagereward(comfy, captured, preference_files):
     expected = ((result.raw["imagereward"] + 2) / 4 * 10).clamp(0, 10)
     assert torch.allclose(result.scores["imagereward"], expected)
     assert_spread(result.scores["imagereward"])
+    # The tiny head's reward has ImageReward's mean and std on the calibration pictures (written so by
+    # tests/verifier_models.py), so the z-score the verifier reports is 0 +- 1 there.
+    calibration = v.score(make_images(**CALIBRATION_IMAGES), CALIBRATION_PROMPT).raw["imagereward"]
+    mean, std = float(calibration.mean()), float(calibration.std())
+    assert abs(mean) < 1e-4 and abs(std - 1) < 1e-4, (mean, std)
     other_prompt = v.score(make_images(5), "make it table")
     assert not torch.allclose(other_prompt.raw["imagereward"], result.raw["imagereward"])  # text is used
 
