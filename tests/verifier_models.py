@@ -57,18 +57,17 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 def calibration_pixels(size: int) -> torch.Tensor:
-    """The calibration pictures as CLIP input [32, 3, size, size]: short side to ``size`` (bicubic),
-    centre crop, CLIP mean/std, as the verifiers preprocess (close enough: it only sets a spread)."""
+    """The calibration pictures as CLIP input [32, 3, size, size]: CLIP's eval transform (torchvision
+    Resize of the short side to ``size``, bicubic, then CenterCrop; as open_clip.image_transform),
+    clamped to [0, 1] as 8-bit pictures are, then CLIP's mean/std."""
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as tvf
     from verifier_checks import make_images
 
     x = make_images(**CALIBRATION_IMAGES).movedim(-1, 1)
-    h, w = x.shape[-2:]
-    scale = size / min(h, w)
-    x = torch.nn.functional.interpolate(x, size=(max(size, round(h * scale)), max(size, round(w * scale))),
-                                        mode="bicubic", antialias=True, align_corners=False)
-    top, left = (x.shape[-2] - size) // 2, (x.shape[-1] - size) // 2
-    x = x[..., top:top + size, left:left + size].clamp(0, 1)
-    return (x - torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)) / torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+    x = tvf.resize(x, size, interpolation=InterpolationMode.BICUBIC, antialias=True)
+    x = tvf.center_crop(x, [size, size]).clamp(0, 1)
+    return tvf.normalize(x, CLIP_MEAN, CLIP_STD)
 
 
 def _spread(values: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor, float]:
