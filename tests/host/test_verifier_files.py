@@ -50,3 +50,24 @@ def test_a_verifiers_folder_from_extra_model_paths_is_kept_and_its_files_are_off
     finally:
         folder_paths.folder_names_and_paths["verifiers"] = saved
         folder_paths.filename_list_cache.pop("verifiers", None)
+
+
+@pytest.mark.parametrize("folder, name, said", [
+    (False, "nope.safetensors", "file 'nope.safetensors' not found. Put it in {dir} (ComfyUI's models/verifiers/ "
+                                "folder). Where to get it: SOURCE"),
+    (False, " ", "no weights file chosen. CLIP thing: file '<none>' not found. Put it in {dir} (ComfyUI's "
+                 "models/verifiers/ folder). Where to get it: SOURCE"),
+    (True, "nope", "folder 'nope' not found. Put it in {dir} (ComfyUI's models/verifiers/ folder, as a sub-folder). "
+                   "Where to get it: SOURCE"),
+    (True, "", "folder '<none>' not found. Put it in {dir} (ComfyUI's models/verifiers/ folder, as a sub-folder). "
+               "Where to get it: SOURCE"),
+])
+def test_a_missing_file_or_folder_says_which_where_it_goes_and_where_to_get_it(comfy, verifier_files, folder,
+                                                                               name, said):
+    from eacps.verifiers import management
+    from eacps.verifiers.base import VerifierError
+
+    resolve = management.resolve_folder if folder else management.resolve_file
+    with pytest.raises(VerifierError) as info:
+        resolve(name, "CLIP thing", "SOURCE")
+    assert str(info.value) == "CLIP thing: " + said.format(dir=os.path.join(str(verifier_files), ""))

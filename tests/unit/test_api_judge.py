@@ -3,13 +3,17 @@ how long it waits between attempts, how many attempts it makes, and that errors 
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from eacps.verifiers.api_judge import APIJudgeVerifier
 from eacps.verifiers.base import VerifierError
@@ -25,6 +29,7 @@ class StatusServer:
     def __init__(self, script):
         self.script = list(script)
         self.times: list[float] = []
+        self.bodies: list[dict] = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -32,7 +37,7 @@ class StatusServer:
                 pass
 
             def do_POST(self):
-                self.rfile.read(int(self.headers["Content-Length"]))
+                outer.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
                 outer.times.append(time.monotonic())
                 status, headers = outer.script.pop(0) if outer.script else (200, {})
                 if status == 200:
@@ -130,3 +135,48 @@ def test_retry_after_wins_over_the_backoff(serve):
     start = time.monotonic()
     judge(srv, max_retries=1, backoff=30.0).score(IMAGE, "p")
     assert time.monotonic() - start < 10.0
+
+
+def _png_pixels(data_url: str) -> np.ndarray:
+    prefix = "data:image/png;base64,"
+    assert data_url.startswith(prefix)
+    with Image.open(io.BytesIO(base64.b64decode(data_url[len(prefix):]))) as img:
+        assert img.mode == "RGB"
+        return np.asarray(img)
+
+
+def test_the_request_is_an_openai_chat_completion_with_the_pictures_as_8_bit_pngs(serve):
+    """The body OpenAI's chat-completions API reads: a system message, then one user message whose
+    content parts are {"type": "text", "text": ...} and {"type": "image_url", "image_url": {"url": ...}},
+    the candidate after the reference; each picture a PNG of its 8-bit values (255 * value, rounded)."""
+    levels = torch.tensor([0, 1, 37, 128, 254, 255], dtype=torch.float64)  # black and white included
+    candidate = (levels[torch.arange(48) % 6].view(4, 4, 3) / 255).float()
+    reference = 1 - candidate
+    srv = serve([])
+    v = APIJudgeVerifier(srv.url, "judge-1", KEY_ENV, "realism, consistency", timeout=5.0, max_retries=0,
+                         concurrency=1)
+    with pytest.raises(VerifierError, match="aspect 'consistency' missing"):  # the server rates realism only
+        v.score(candidate[None], "a red apple", reference[None])
+    [body] = srv.bodies
+    assert body["model"] == "judge-1"
+    system, user = body["messages"]
+    assert system["role"] == "system" and isinstance(system["content"], str)
+    assert user["role"] == "user"
+    parts = user["content"]
+    assert [p["type"] for p in parts] == ["text", "text", "image_url", "text", "image_url"]
+    assert [p["text"] for p in parts if p["type"] == "text"][1:] == ["Reference image:", "Candidate image:"]
+    assert '"realism", "consistency"' in parts[0]["text"]
+    for part, image in ((parts[2], reference), (parts[4], candidate)):
+        expected = (image.double() * 255).round().to(torch.uint8).numpy()
+        assert np.array_equal(_png_pixels(part["image_url"]["url"]), expected)
+
+
+def test_a_key_variable_that_is_not_set_is_named_without_sending_anything(serve, monkeypatch):
+    srv = serve([])
+    v = judge(srv)
+    monkeypatch.delenv(KEY_ENV)
+    with pytest.raises(VerifierError) as info:
+        v.score(IMAGE, "p")
+    assert str(info.value) == (f"{v.identity}: the environment variable {KEY_ENV} (named as holding the API key) "
+                               "is not set in ComfyUI's environment")
+    assert srv.bodies == []
