@@ -32,8 +32,10 @@ from dataclasses import dataclass
 from . import management
 from .protocol import VerifierError
 
+# A processor repository's files, its tokenizer in either layout transformers reads: fast (tokenizer.json) or
+# slow (CLIP's BPE: vocab.json + merges.txt; BLIP's BERT WordPiece: vocab.txt).
 PROCESSOR_FILES = ("preprocessor_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                   "vocab.json", "merges.txt")
+                   "vocab.json", "merges.txt", "vocab.txt")
 HF_MODEL_FILES = ("*.json", "*.safetensors", "*.txt", "*.jinja")
 
 
@@ -115,10 +117,8 @@ def check_arch(name: str, arch: str, what: str) -> None:
 
 
 def _offline() -> bool:
-    try:
-        from huggingface_hub import constants
-    except ImportError:
-        return False
+    from huggingface_hub import constants  # fetch checked that huggingface_hub imports
+
     return bool(constants.HF_HUB_OFFLINE)
 
 
