@@ -97,6 +97,7 @@ class ImageRewardModel:
         from transformers import AutoTokenizer, BlipConfig
 
         what = "ImageReward verifier"
+        management.require_tokenizer_files(folder, what, SOURCE)
         try:
             config = BlipConfig.from_pretrained(folder, local_files_only=True)
             self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=False)

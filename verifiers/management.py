@@ -120,6 +120,19 @@ def resolve_folder(name: str, what: str, source: str) -> str:
     raise VerifierError(missing_message(what, name or "<none>", source, folder=True))
 
 
+# The files a transformers tokenizer is built from: fast (tokenizer.json), BPE (vocab.json + merges.txt),
+# WordPiece (vocab.txt), sentencepiece (*.model).
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "vocab.txt", "tokenizer.model", "spiece.model")
+
+
+def require_tokenizer_files(folder: str, what: str, source: str) -> None:
+    """Refuse a model folder without tokenizer files before AutoTokenizer reads it: transformers 5
+    then builds an empty-vocabulary tokenizer without a word (every prompt all [UNK], one score for all)."""
+    if not any(os.path.isfile(os.path.join(folder, f)) for f in TOKENIZER_FILES):
+        raise VerifierError(f"{what}: no tokenizer files in {folder} (one of {', '.join(TOKENIZER_FILES)}). "
+                            f"Expected {source}")
+
+
 # ---------------------------------------------------------------- Cancel
 
 POLL_S = 0.1  # how often a waiting verifier looks for Cancel: well inside the ~1 s users expect

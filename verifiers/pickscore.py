@@ -33,6 +33,7 @@ class PickScoreModel:
         from transformers import AutoTokenizer, CLIPModel
 
         what = "PickScore verifier"
+        management.require_tokenizer_files(folder, what, SOURCE)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
         except Exception as e:

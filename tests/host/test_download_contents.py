@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 from verifier_checks import load_verifier, make_images
-from verifier_models import tiny_bert_tokenizer, tiny_clip_tokenizer
+from verifier_models import tiny_bert_tokenizer, tiny_clip_tokenizer, write_tiny_qwen2_vl
 
 from eacps.verifiers import downloads
 
@@ -119,9 +119,8 @@ def test_imagereward_download_brings_the_blip_config_and_tokenizer(comfy, captur
     _same_scores(v, ref)
 
 
-def test_vlm_judge_download_brings_every_file_save_pretrained_writes(comfy, captured, hub, judge_files):
-    local = judge_files / "tiny_qwen2vl"
-    saved = _files(local)
+def test_vlm_judge_download_brings_every_file_save_pretrained_writes(comfy, captured, hub, judge_files, tmp_path):
+    saved = _files(write_tiny_qwen2_vl(tmp_path / "qwen", seed=0))  # the weights of judge_files' tiny_qwen2vl
     assert "chat_template.jinja" in saved  # transformers writes the processor's chat template on its own
     known = downloads.VLM_JUDGES[0]
     hub.repos[known.parts[0].repo] = {**saved, **DECOYS}
