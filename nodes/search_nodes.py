@@ -133,7 +133,7 @@ def _grid_preview(grid: torch.Tensor):
 
     if args.preview_method == LatentPreviewMethod.NoPreviews:
         return None
-    pixels = (grid[0].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    pixels = (grid[0] * 255).round().to(torch.uint8).cpu().numpy()  # render_grid's 8-bit canvas / 255
     return "PNG", Image.fromarray(pixels), None  # None: at its own size
 
 

@@ -145,6 +145,32 @@ def test_every_nodes_schema_defaults_pass_its_own_checks(comfy, monkeypatch):
         assert node.execute(**values).result[0].aspects, node
 
 
+def test_every_choice_the_editor_offers_passes_the_nodes_own_checks(comfy, monkeypatch):
+    """Each option of each fixed-list combo (modes, prune kinds, samplers, schedulers, ...), with the
+    other widgets at their defaults: a list that offers a value the node then refuses (a renamed
+    mode) would fail the user who picks it. (The file loaders' lists are the files this host has.)"""
+    from comfy_api.latest import io
+
+    from eacps.nodes import NODE_MODULES, loaders
+
+    monkeypatch.setenv("OPENAI_API_KEY", "placeholder")
+    nodes = [n for module in NODE_MODULES if module is not loaders for n in module.NODES]
+    nodes += [loaders.LoadAPIJudgeVerifier, loaders.LoadTechnicalVerifier]
+    offered = 0
+    for node in nodes:
+        inputs = [inp for inp in node.define_schema().inputs if isinstance(inp, io.WidgetInput)]
+        defaults = {inp.id: inp.default if inp.default is not None or not isinstance(inp, io.Combo.Input)
+                    else inp.options[0] for inp in inputs}
+        defaults = {k: v for k, v in defaults.items() if v is not None}
+        for inp in inputs:
+            if isinstance(inp, io.Combo.Input):
+                for option in inp.options:
+                    verdict = node.validate_inputs(**{**defaults, inp.id: option})
+                    assert verdict is True, (node.__name__, inp.id, option, verdict)
+                    offered += 1
+    assert offered >= 100, offered  # samplers and schedulers of four nodes, modes, prune kinds
+
+
 def test_guarding_a_node_twice_changes_nothing(comfy):
     from eacps.nodes.checks import guard
     from eacps.nodes.sampling import SeedSearchGlobal

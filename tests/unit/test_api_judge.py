@@ -23,8 +23,8 @@ KEY_ENV = "EACPS_UNIT_JUDGE_KEY"
 
 
 class StatusServer:
-    """Answers each POST with the next scripted (status, headers) pair; 200 (or an empty script)
-    is a valid judge answer with realism 7.5. The error bodies echo the key, as some APIs do."""
+    """Answers each POST with the next scripted (status, headers[, body]); 200 without a body (or an
+    empty script) is a valid judge answer with realism 7.5. The error bodies echo the key, as some APIs do."""
 
     def __init__(self, script):
         self.script = list(script)
@@ -39,8 +39,10 @@ class StatusServer:
             def do_POST(self):
                 outer.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
                 outer.times.append(time.monotonic())
-                status, headers = outer.script.pop(0) if outer.script else (200, {})
-                if status == 200:
+                status, headers, *reply = outer.script.pop(0) if outer.script else (200, {})
+                if reply:  # a scripted 200 body, as it goes on the wire
+                    body = reply[0]
+                elif status == 200:
                     content = json.dumps({"realism": 7.5})
                     body = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]})
                 else:
@@ -180,3 +182,30 @@ def test_a_key_variable_that_is_not_set_is_named_without_sending_anything(serve,
     assert str(info.value) == (f"{v.identity}: the environment variable {KEY_ENV} (named as holding the API key) "
                                "is not set in ComfyUI's environment")
     assert srv.bodies == []
+
+
+def _chat(content, finish_reason="stop") -> str:
+    return json.dumps({"choices": [{"message": {"role": "assistant", "content": content},
+                                    "finish_reason": finish_reason}]})
+
+
+@pytest.mark.parametrize("body, says", [
+    ("<html>busy</html>", "the endpoint's reply is not JSON (Expecting value: line 1 column 1 (char 0))"),
+    (json.dumps({"choices": []}), 'malformed reply, no choices[0].message: {"choices": []}'),
+    (_chat(None, "length"), "the reply has no text content (finish_reason 'length')"),
+    (_chat("realism: 7"), "the answer is not the JSON object asked for: 'realism: 7'"),
+    (_chat("[7]"), "the answer is JSON but not an object: '[7]'"),
+    (_chat('{"realism": 11}'), "aspect 'realism' missing or not a number in [0, 10] in the answer '{\"realism\": 11}'"),
+])
+def test_an_answer_that_is_not_a_rating_is_an_error_that_quotes_it_and_is_not_retried(serve, body, says):
+    srv = serve([(200, {}, body)])
+    v = judge(srv)
+    with pytest.raises(VerifierError) as info:
+        v.score(IMAGE, "p")
+    assert str(info.value) == f"{v.identity}: {says}"
+    assert len(srv.bodies) == 1
+
+
+def test_a_rating_in_a_markdown_code_fence_is_read(serve):
+    srv = serve([(200, {}, _chat('```json\n{"realism": 6.5}\n```'))])
+    assert judge(srv).score(IMAGE, "p").raw["realism"].tolist() == [6.5]
