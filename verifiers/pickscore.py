@@ -63,7 +63,8 @@ class PickScoreModel:
         model = self.managed.load()
         dev = self.managed.device
         pixels = to_pixels(images.to(dev), self.size, self.mean, self.std).to(self.managed.dtype)
-        tokens = self.tokenizer([prompt], padding=True, truncation=True, max_length=PROMPT_TOKENS, return_tensors="pt")
+        # one prompt: nothing to pad (CLIP's text tower pools at the end-of-text token, wherever it is)
+        tokens = self.tokenizer([prompt], truncation=True, max_length=PROMPT_TOKENS, return_tensors="pt")
         img = model.get_image_features(pixel_values=pixels)
         txt = model.get_text_features(input_ids=tokens["input_ids"].to(dev),
                                       attention_mask=tokens["attention_mask"].to(dev))

@@ -97,8 +97,9 @@ class VLMJudgeVerifier(Verifier):
         return self.model.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
     def _score(self, images, prompt, reference) -> VerifierResult:
-        cands = [img.movedim(-1, 0).float().clamp(0, 1) for img in images[..., :3]]
-        ref = reference[0, ..., :3].movedim(-1, 0).float().clamp(0, 1) if reference is not None else None
+        # [3, H, W] each: score() has checked the pictures are [B, H, W, 3] and the reference [1, H, W, 3]
+        cands = [img.movedim(-1, 0).float().clamp(0, 1) for img in images]
+        ref = reference[0].movedim(-1, 0).float().clamp(0, 1) if reference is not None else None
         scores, raw = {}, {}
         for aspect in self.aspects:
             text = self._text(aspect, prompt)
