@@ -13,7 +13,7 @@ import torch
 from verifier_models import TINY_CLIP, write_dinov2, write_tiny_pickscore, write_tiny_qwen2_vl
 
 from eacps.verifiers.base import VerifierError
-from eacps.verifiers.weights import load_state_dict
+from eacps.verifiers.weights import load_state_dict, load_strict
 
 pytestmark = pytest.mark.host
 
@@ -139,3 +139,21 @@ def test_every_folder_loader_refuses_pickle_only_folders(comfy, verifier_files, 
     assert not result.success
     assert name in result.error() and "safetensors" in result.error(), result.error()
     assert not marker.exists(), "the pickle's code ran"
+
+
+def test_load_strict_refuses_a_state_dict_that_does_not_fit_naming_every_disagreement():
+    module = torch.nn.Linear(3, 2)  # weight (2, 3), bias (2,)
+    extra = {"weight": torch.zeros(2, 3), "bias": torch.zeros(2), "scale": torch.ones(1)}
+    with pytest.raises(VerifierError) as e:
+        load_strict(module, extra, "test verifier", "extra.pt")
+    assert str(e.value) == ("test verifier: 'extra.pt' does not fit the chosen architecture: unexpected keys "
+                            "scale. Pick the architecture these weights were trained with")
+    wrong = {"weight": torch.zeros(3, 3), "other": torch.ones(1)}  # bias missing, weight of another shape
+    with pytest.raises(VerifierError) as e:
+        load_strict(module, wrong, "test verifier", "wrong.pt")
+    assert str(e.value) == ("test verifier: 'wrong.pt' does not fit the chosen architecture: missing keys bias; "
+                            "unexpected keys other; shape mismatches weight: file (3, 3) vs model (2, 3). "
+                            "Pick the architecture these weights were trained with")
+    fits = {"weight": torch.arange(6.0).reshape(2, 3), "bias": torch.tensor([7.0, 8.0])}
+    load_strict(module, fits, "test verifier", "fits.pt")
+    assert torch.equal(module.weight, fits["weight"]) and torch.equal(module.bias, fits["bias"])
