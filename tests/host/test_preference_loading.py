@@ -5,13 +5,14 @@ fails with the verifier's name, and the model cache tells folders and checkpoint
 from __future__ import annotations
 
 import os
+import re
 import shutil
 
 import numpy as np
 import pytest
 import torch
 from verifier_checks import load_verifier, make_images
-from verifier_models import write_tiny_imagereward
+from verifier_models import TINY_CLIP, write_tiny_imagereward
 
 pytestmark = pytest.mark.host
 
@@ -52,7 +53,8 @@ def test_imagereward_gets_blips_normalised_pixels(comfy, captured, preference_fi
 @pytest.fixture
 def broken_folders(preference_files):
     """ImageReward folders with the checkpoint but an unreadable BLIP config or no tokenizer files,
-    and a PickScore folder with its weights but without the CLIP-H processor files."""
+    and PickScore folders with their weights but without the CLIP-H processor files, or with all
+    their files but weights cut in half."""
     src = preference_files / "tiny_imagereward"
     made = {}
     tokenizer = ("tokenizer.json", "tokenizer_config.json")
@@ -69,6 +71,11 @@ def broken_folders(preference_files):
     for f in ("config.json", "model.safetensors"):
         shutil.copy(preference_files / "tiny_pickscore" / f, ps / f)
     made["ps_no_tokenizer"] = ps
+    ps = preference_files / "ps_cut_weights"
+    shutil.copytree(preference_files / "tiny_pickscore", ps)
+    weights = ps / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # an interrupted download
+    made["ps_cut_weights"] = ps
     yield made
     for folder in made.values():
         shutil.rmtree(folder)
@@ -89,6 +96,23 @@ def test_a_pickscore_folder_without_its_processor_files_is_refused(comfy, broken
     assert sorted(os.listdir(broken_folders["ps_no_tokenizer"])) == ["config.json", "model.safetensors"]
     error = _error(comfy, "EACPS_LoadPickScoreVerifier", {"model_folder": "ps_no_tokenizer"})
     assert "PickScore verifier: no tokenizer files in" in error and "laion/CLIP-ViT-H-14" in error, error
+
+
+def test_a_pickscore_folder_with_cut_weights_fails_naming_the_verifier(comfy, broken_folders):
+    error = _error(comfy, "EACPS_LoadPickScoreVerifier", {"model_folder": "ps_cut_weights"})
+    # the whole message: the verifier, the folder, why, then where to get a good copy (the README's repos)
+    assert re.fullmatch(r"(?s)EACPS_LoadPickScoreVerifier: PickScore verifier: cannot load a CLIPModel from "
+                        r"\S+ps_cut_weights: .+\. Expected a transformers CLIP folder .*yuvalkirstain/PickScore_v1.*"
+                        r"laion/CLIP-ViT-H-14-laion2B-s32B-b79K in the same folder\s*", error), error
+
+
+def test_hps_weights_of_another_model_fail_naming_the_verifier(comfy, preference_files):
+    # The aesthetic head picked in the HPS loader's weights list: a plain state dict, not open_clip's.
+    error = _error(comfy, "EACPS_LoadHPSv2Verifier",
+                   {"arch": TINY_CLIP, "weights": "tiny_aesthetic_head.pth", "download": False})
+    assert re.fullmatch(r"(?s)EACPS_LoadHPSv2Verifier: HPSv2 verifier: 'tiny_aesthetic_head\.pth' does not fit the "
+                        r"chosen architecture: missing keys .+; unexpected keys layers\.0\.bias, .+\. "
+                        r"Pick the architecture these weights were trained with\s*", error), error
 
 
 def test_imagereward_models_are_cached_per_folder_and_checkpoint(comfy, preference_files):
