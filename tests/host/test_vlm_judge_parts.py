@@ -62,3 +62,18 @@ def test_a_folder_whose_model_cannot_be_loaded_names_the_judge_and_the_folder(co
         "cap": {"class_type": "EACPSTest_Capture", "inputs": {"value": ["load", 0], "key": "x"}},
     }, expect_success=False)
     assert f"VLM judge: cannot load the model from {folder}" in result.error(), result.error()
+
+
+def test_the_reference_and_the_candidates_reach_the_processor_the_right_way_up(comfy, captured, judge_files):
+    """The judge's raw values equal the expected digits of the same conversation built by hand: each
+    picture as the [3, H, W] tensor the processor takes (permuted from ComfyUI's [H, W, 3]), the
+    reference before the candidate. Pictures are not square, so a transposed one would differ."""
+    import torch
+
+    v = _judge(comfy, captured, "consistency")
+    candidates, reference = make_images(2, size=(40, 56)), make_images(1, seed=9, size=(48, 64))
+    got = v.score(candidates, "make it red", reference).raw["consistency"]
+    text = v._text("consistency", "make it red")
+    pictures = [[reference[0].permute(2, 0, 1), c.permute(2, 0, 1)] for c in candidates]
+    want = v.model.expected_digits([text] * 2, pictures)
+    assert torch.allclose(got, want, atol=1e-6, rtol=0), (got, want)
