@@ -213,3 +213,24 @@ def test_a_reference_of_two_images_is_refused_before_sampling(comfy):
         comfy_utils.set_progress_bar_global_hook(None)
     assert not result.success and "'reference' has shape [2, 64, 64, 3]" in result.error()
     assert progress == [], "nothing may be sampled before the inputs are refused"
+
+
+def test_scoring_marks_a_valid_candidate_with_non_finite_pixels_invalid_and_scores_the_others(comfy, captured):
+    """A pool can reach Verifier Score with a picture the runner never checked (a pool edited by
+    another pack's node, say): the verifier is never shown non-finite pixels; that candidate is
+    marked invalid with the reason, the others are scored."""
+    from dataclasses import replace
+
+    from eacps.nodes.scoring import score_pool
+    from eacps.verifiers.technical import TechnicalQualityVerifier
+
+    comfy.run(two_stage_prompt(seed=21, k_global=3, m=1, k_local=1))
+    pool = captured["pool"]
+    nan = replace(pool.candidates[1], image=torch.full_like(pool.candidates[1].image, float("nan")))
+    pool = replace(pool, candidates=(pool.candidates[0], nan, *pool.candidates[2:]))
+    verifier = TechnicalQualityVerifier(32)  # not yet in the pool: every valid candidate is scored
+    scored = score_pool(pool, verifier, "a red apple")
+    assert scored.get(1).invalid == "its decoded image has non-finite pixels"
+    assert not scored.get(1).scored_by(verifier.identity)
+    others = [c for c in scored.candidates if c.id != 1]
+    assert others and all(c.valid and c.scored_by(verifier.identity) for c in others)
