@@ -153,3 +153,25 @@ def test_unknown_weight_names_list_the_available_scores(comfy):
     node = search_node(weights="sharpnes=1.0")
     result = comfy.run(one_node_prompt(node), expect_success=False)
     assert "available: exposure, sharpness" in result.error()
+
+
+def test_the_last_preview_of_a_one_node_search_is_its_candidate_grid(comfy, captured):
+    """When the search ends, the node's preview shows the grid it outputs (as a PNG of its 8-bit
+    pixels), so the user sees every candidate and the winner before opening the outputs."""
+    import numpy as np
+
+    comfy_utils = importlib.import_module("comfy.utils")
+    cli_args = importlib.import_module("comfy.cli_args")
+    previews = []
+    method = cli_args.args.preview_method
+    cli_args.args.preview_method = cli_args.LatentPreviewMethod.Latent2RGB
+    comfy_utils.set_progress_bar_global_hook(lambda v, t, preview, node_id=None: previews.append(preview))
+    try:
+        comfy.run(one_node_prompt(search_node(seed=33, k_global=3, m=1, k_local=1)))
+    finally:
+        comfy_utils.set_progress_bar_global_hook(None)
+        cli_args.args.preview_method = method
+    kind, image, size = [p for p in previews if p is not None][-1]
+    assert kind == "PNG" and size is None
+    grid = captured["one_grid"]
+    assert np.array_equal(np.asarray(image), (grid[0] * 255).round().to(torch.uint8).numpy())
