@@ -59,7 +59,7 @@ def mutated_line(work: Path, filename: str, line: str, index: int, line_number: 
     return before[i].strip(), (after[i].strip() if len(after) == len(before) else "(line removed)")
 
 
-def folder_results(work: Path, equivalents: dict, sample: int | None = None) -> dict:
+def folder_results(work: Path, equivalents: dict, sample: str | None = None) -> dict:
     db = work / ".mutmut-cache"
     if not db.exists():
         return {}
@@ -74,7 +74,8 @@ def folder_results(work: Path, equivalents: dict, sample: int | None = None) -> 
         if status in ("skipped", "untested"):
             if mutmut_config.UI_TEXT.search(line):
                 counts["UI text"] += 1
-            elif not mutmut_config.in_sample(filename, line, index, sample or mutmut_config.SAMPLE):
+            elif not mutmut_config.in_sample(filename, line, index,
+                                             mutmut_config.parse_sample(sample) if sample else mutmut_config.SAMPLE):
                 counts["not sampled"] += 1
             else:
                 counts["not run"] += 1  # in the sample, not reached (yet)
@@ -99,7 +100,7 @@ def main() -> int:
                         help="a work root of mutation.sh (EACPS_MUTATION_DIR); give several to add up runs "
                              "over different files of a folder")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--sample", action="append", default=[], metavar="FOLDER=K",
+    parser.add_argument("--sample", action="append", default=[], metavar="FOLDER=K[:R]",
                         help="the EACPS_MUTATION_SAMPLE a folder was run with (default: the environment's)")
     parser.add_argument("folders", nargs="+")
     opts = parser.parse_args()
@@ -109,7 +110,7 @@ def main() -> int:
     listing = []
     for folder in opts.folders:
         samples = dict(item.split("=") for item in opts.sample)
-        parts = [r for r in (folder_results(work / folder, equivalents, int(samples.get(folder, 0)) or None)
+        parts = [r for r in (folder_results(work / folder, equivalents, samples.get(folder))
                              for work in opts.work) if r]
         res = {"counts": sum((r["counts"] for r in parts), Counter()),
                "survivors": [x for r in parts for x in r["survivors"]]} if parts else {}
