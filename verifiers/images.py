@@ -9,6 +9,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+RESIZE_MODES = ("shortest", "squash")
+INTERPOLATIONS = ("bicubic", "bilinear")
+
 
 def to_pixels(
     images: torch.Tensor,
@@ -23,8 +26,12 @@ def to_pixels(
     resize_mode "shortest": scale the short side to ``size`` (the other side rounded down to whole
     pixels) then centre-crop: CLIP's eval transform (torchvision Resize + CenterCrop, as in
     open_clip.image_transform), up to the resampling filter's arithmetic; "squash": resize to
-    exactly ``size``.
+    exactly ``size``. ``interpolation``: "bicubic" or "bilinear" (antialiased, as PIL resamples).
+    Raises ValueError for another resize_mode or interpolation (open_clip's "longest" is not done).
     """
+    if resize_mode not in RESIZE_MODES or interpolation not in INTERPOLATIONS:
+        raise ValueError(f"resize_mode {resize_mode!r} / interpolation {interpolation!r}: this preprocessing does "
+                         f"{' or '.join(RESIZE_MODES)} with {' or '.join(INTERPOLATIONS)}")
     th, tw = (size, size) if isinstance(size, int) else tuple(size)
     x = images[..., :3].movedim(-1, 1).float()
     h, w = x.shape[-2:]
@@ -36,8 +43,7 @@ def to_pixels(
             new = (th, max(tw, w * th // h))
         else:
             new = (max(th, h * tw // w), tw)
-        mode = interpolation if interpolation in ("bicubic", "bilinear") else "bicubic"
-        x = F.interpolate(x, size=new, mode=mode, antialias=True, align_corners=False)
+        x = F.interpolate(x, size=new, mode=interpolation, antialias=True, align_corners=False)
         top = (x.shape[-2] - th) // 2
         left = (x.shape[-1] - tw) // 2
         x = x[..., top:top + th, left:left + tw]

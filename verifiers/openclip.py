@@ -50,8 +50,7 @@ class OpenClipBackbone:
         size = cfg["size"]
         self.size = tuple(size) if isinstance(size, (tuple, list)) else (int(size), int(size))
         self.mean, self.std = tuple(cfg["mean"]), tuple(cfg["std"])
-        self.resize_mode = "squash" if cfg.get("resize_mode") == "squash" else "shortest"
-        self.interpolation = cfg.get("interpolation", "bicubic")
+        self.resize_mode, self.interpolation = cfg["resize_mode"], cfg["interpolation"]  # to_pixels checks them
         self.tokenizer = open_clip.get_tokenizer(arch)
         self.embed_dim = int(model.text_projection.shape[-1]) if getattr(model, "text_projection", None) is not None \
             else int(model.visual.output_dim)
@@ -76,7 +75,7 @@ class OpenClipBackbone:
 
     def prompt_tokens(self, prompt: str) -> tuple[int, int]:
         """(tokens with start/end markers, the context length the text tower reads)."""
-        limit = int(getattr(self.tokenizer, "context_length", 77))
+        limit = int(self.tokenizer.context_length)  # open_clip's tokenizers all carry it (77 for CLIP)
         encode = getattr(self.tokenizer, "encode", None)
         if encode is None:  # an HF-backed open_clip tokenizer
             return len(self.tokenizer.tokenizer(prompt)["input_ids"]), limit

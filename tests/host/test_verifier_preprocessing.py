@@ -39,3 +39,4 @@ def test_clip_image_embeddings_equal_open_clips_own_pipeline(comfy, captured, ve
     cross = ours @ theirs.T  # the tiny model's embeddings of different pictures are alike (cos 0.96-0.99):
     own = cross.diagonal().clone()  # each must still be closest to its own picture's
     assert (own > cross.fill_diagonal_(-1).max(dim=1).values).all(), (own, cross)
+

@@ -142,6 +142,10 @@ GOOD = torch.tensor([1.0, 5.0, 9.0])
     (SimpleNamespace(scores={"brightness": GOOD}, raw={"brightness": GOOD[:1]}), r"of result.raw has shape \(1,\)"),
     (SimpleNamespace(scores={"brightness": torch.tensor([1.0, float("nan"), 2.0])}, raw={"brightness": GOOD}),
      r"non-finite score for image\(s\) at batch position\(s\) \[1\]"),
+    (SimpleNamespace(scores={"brightness": torch.tensor([True, False, True])}, raw={"brightness": GOOD}),
+     r"result.scores\['brightness'\] has dtype torch.bool, expected a real number per image"),
+    (SimpleNamespace(scores={"brightness": GOOD.to(torch.complex64)}, raw={"brightness": GOOD}),
+     r"has dtype torch.complex64, expected a real number per image"),
     (SimpleNamespace(scores={"brightness": torch.tensor([1.0, 10.5, 2.0])}, raw={"brightness": GOOD}), r"left \[0, 10\]"),
     (SimpleNamespace(scores={"brightness": torch.tensor([-0.1, 1.0, 2.0])}, raw={"brightness": GOOD}), r"left \[0, 10\]"),
 ])
@@ -161,6 +165,7 @@ def test_raw_values_may_be_non_finite():
     (torch.rand(3, 3, 8, 8), None, r"expected IMAGE \[B, H, W, 3\]"),
     (torch.rand(0, 8, 8, 3), None, r"with B >= 1"),
     (torch.rand(2, 8, 8, 3), torch.rand(2, 8, 8, 3), r"reference must be one image"),
+    (torch.rand(2, 8, 8, 3), torch.rand(1, 8, 3), r"reference must be one image \[1, H, W, 3\], got \(1, 8, 3\)"),
 ])
 def test_bad_inputs_are_refused_before_scoring(imgs, ref, message):
     v = Mean()
