@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import threading
@@ -186,8 +187,12 @@ def test_a_broken_download_is_deleted_and_reported(hub, verifier_files):
 def test_a_folder_without_safetensors_weights_is_refused(hub, verifier_files):
     hub.repos["someone/pickled"] = {"config.json": b"{}", "pytorch_model.bin": b"pickle"}
     known = downloads.Known("pickled", (downloads.Part("someone/pickled", downloads.HF_MODEL_FILES),), folder=True)
-    with pytest.raises(VerifierError, match="someone/pickled offers no .safetensors weights"):
+    with pytest.raises(VerifierError) as info:
         downloads.fetch(known, "test verifier")
+    where = os.path.join(str(verifier_files), "pickled", "")
+    assert str(info.value) == ("test verifier: the Hugging Face repository someone/pickled offers no .safetensors "
+                               f"weights, and this pack loads no pickled weights. Convert them to safetensors yourself "
+                               f"into {where}")
 
 
 def test_a_missing_repository_names_repository_and_folder(hub, verifier_files):

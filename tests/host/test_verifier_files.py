@@ -71,3 +71,43 @@ def test_a_missing_file_or_folder_says_which_where_it_goes_and_where_to_get_it(c
     with pytest.raises(VerifierError) as info:
         resolve(name, "CLIP thing", "SOURCE")
     assert str(info.value) == "CLIP thing: " + said.format(dir=os.path.join(str(verifier_files), ""))
+
+
+@pytest.mark.parametrize("module, names", [
+    ("bert", ("vocab_file", "tokenizer_file")),  # WordPiece: vocab.txt; fast: tokenizer.json
+    ("clip", ("vocab_file",)),  # BPE: vocab.json (+ merges.txt)
+    ("llama", ("vocab_file",)),  # sentencepiece: tokenizer.model
+    ("t5", ("vocab_file",)),  # sentencepiece: spiece.model
+])
+def test_a_folder_with_any_kind_of_tokenizer_file_passes_the_tokenizer_check(comfy, tmp_path, module, names):
+    """The file names come from transformers' own tokenizer classes (VOCAB_FILES_NAMES)."""
+    import importlib
+
+    from eacps.verifiers import management
+    from eacps.verifiers.base import VerifierError
+
+    files = importlib.import_module(f"transformers.models.{module}.tokenization_{module}").VOCAB_FILES_NAMES
+    for name in names:
+        folder = tmp_path / f"{module}_{name}"
+        folder.mkdir()
+        (folder / files[name]).write_text("x")
+        management.require_tokenizer_files(str(folder), "a verifier", "SOURCE")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(VerifierError, match="^a verifier: no tokenizer files in "):
+        management.require_tokenizer_files(str(empty), "a verifier", "SOURCE")
+
+
+def test_verifier_models_load_on_the_device_comfy_computes_on(comfy):
+    """Each verifier's ModelPatcher loads to ComfyUI's torch device and offloads to its offload device,
+    so ComfyUI's model management moves it as it moves the diffusion model."""
+    import importlib
+
+    import torch
+
+    from eacps.verifiers import management
+
+    mm = importlib.import_module("comfy.model_management")
+    managed = management.manage(torch.nn.Linear(2, 2))
+    assert managed.device == mm.get_torch_device() == managed.patcher.load_device
+    assert managed.patcher.offload_device == mm.text_encoder_offload_device()

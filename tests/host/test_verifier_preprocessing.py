@@ -4,6 +4,8 @@ the ones the published scores were computed with."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -40,3 +42,32 @@ def test_clip_image_embeddings_equal_open_clips_own_pipeline(comfy, captured, ve
     own = cross.diagonal().clone()  # each must still be closest to its own picture's
     assert (own > cross.fill_diagonal_(-1).max(dim=1).values).all(), (own, cross)
 
+
+
+def test_dinov2_is_fed_the_size_mean_and_std_of_its_image_processor(comfy, verifier_files, tmp_path):
+    """DINOv2's crop size, mean and std come from the folder's preprocessor_config.json, as
+    transformers' own image processor reads them; without that file, the ones facebook/dinov2-*
+    publish (224 x 224 crop, ImageNet mean and std: transformers' IMAGENET_DEFAULT_MEAN/STD)."""
+    import shutil
+
+    from transformers import AutoImageProcessor
+    from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+    from eacps.verifiers.preservation import DinoBackbone
+
+    folder = tmp_path / "dinov2_wide"
+    shutil.copytree(verifier_files / "tiny_dinov2", folder)
+    config = json.loads((folder / "preprocessor_config.json").read_text())
+    config.update(crop_size={"height": 32, "width": 48}, image_mean=[0.4, 0.45, 0.5], image_std=[0.2, 0.25, 0.3])
+    (folder / "preprocessor_config.json").write_text(json.dumps(config))
+    processor = AutoImageProcessor.from_pretrained(str(folder))
+    dino = DinoBackbone(str(folder))
+    assert dino.size == (processor.crop_size["height"], processor.crop_size["width"]) == (32, 48)
+    assert dino.mean == pytest.approx(tuple(processor.image_mean))
+    assert dino.std == pytest.approx(tuple(processor.image_std))
+
+    (folder / "preprocessor_config.json").unlink()
+    dino = DinoBackbone(str(folder))
+    assert dino.size == (224, 224)
+    assert dino.mean == pytest.approx(tuple(IMAGENET_DEFAULT_MEAN)) and dino.std == pytest.approx(
+        tuple(IMAGENET_DEFAULT_STD))
