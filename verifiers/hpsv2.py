@@ -15,7 +15,6 @@ RAW_LOW, RAW_HIGH = 0.15, 0.35
 DEFAULT_FILE = "HPS_v2.1_compressed.pt"
 SOURCE = ("'HPS_v2.1_compressed.pt' (or 'HPS_v2_compressed.pt') from the Hugging Face repo xswu/HPSv2 "
           "(a plain {'state_dict': ...} checkpoint for open_clip ViT-H-14)")
-REPO = "xswu/HPSv2"
 
 
 class HPSv2Verifier(Verifier):

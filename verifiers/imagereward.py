@@ -28,7 +28,6 @@ from .weights import load_state_dict, load_strict
 MEAN, STD = 0.16717362830052426, 1.0333394966054072
 RAW_LOW, RAW_HIGH = -2.0, 2.0
 DEFAULT_CHECKPOINT = "ImageReward.pt"
-REPO = "THUDM/ImageReward"
 SOURCE = ("a folder holding 'ImageReward.pt' from the Hugging Face repo THUDM/ImageReward plus the BLIP "
           "config.json and tokenizer files of Salesforce/blip-itm-large-coco (its weights are not needed)")
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)

@@ -20,8 +20,6 @@ from .images import to_pixels
 RAW_LOW, RAW_HIGH = 16.0, 24.0
 SOURCE = ("a transformers CLIP folder with processor files: the weights/config of yuvalkirstain/PickScore_v1 "
           "plus the tokenizer and preprocessor files of laion/CLIP-ViT-H-14-laion2B-s32B-b79K in the same folder")
-REPO = "yuvalkirstain/PickScore_v1"
-PROCESSOR_REPO = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 

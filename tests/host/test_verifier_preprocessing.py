@@ -71,3 +71,34 @@ def test_dinov2_is_fed_the_size_mean_and_std_of_its_image_processor(comfy, verif
     assert dino.size == (224, 224)
     assert dino.mean == pytest.approx(tuple(IMAGENET_DEFAULT_MEAN)) and dino.std == pytest.approx(
         tuple(IMAGENET_DEFAULT_STD))
+
+
+def test_pickscore_is_fed_the_size_mean_and_std_of_its_image_processor(comfy, preference_files, tmp_path):
+    """PickScore's crop size, mean and std come from the folder's preprocessor_config.json, as
+    transformers' CLIPImageProcessor reads them; without it, the model's own input size and
+    OpenAI CLIP's mean and std (transformers' OPENAI_CLIP_MEAN/STD), as PickScore was trained."""
+    import shutil
+
+    from transformers import CLIPImageProcessor
+    from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+
+    from eacps.verifiers.pickscore import PickScoreModel
+
+    folder = tmp_path / "pickscore_wide"
+    shutil.copytree(preference_files / "tiny_pickscore", folder)
+    (folder / "processor_config.json").unlink(missing_ok=True)  # transformers 5's layout; the Hub's has:
+    # the file laion/CLIP-ViT-H-14-laion2B-s32B-b79K ships (and the download switch fetches), other values
+    (folder / "preprocessor_config.json").write_text(json.dumps({
+        "image_processor_type": "CLIPImageProcessor", "crop_size": {"height": 32, "width": 32},
+        "size": {"shortest_edge": 32}, "do_center_crop": True, "do_normalize": True, "do_resize": True,
+        "image_mean": [0.4, 0.45, 0.5], "image_std": [0.2, 0.25, 0.3], "resample": 3}))
+    processor = CLIPImageProcessor.from_pretrained(str(folder))
+    model = PickScoreModel(str(folder))
+    assert model.size == (processor.crop_size["height"], processor.crop_size["width"])
+    assert model.mean == pytest.approx(tuple(processor.image_mean)) and model.std == pytest.approx(
+        tuple(processor.image_std))
+
+    (folder / "preprocessor_config.json").unlink()
+    model = PickScoreModel(str(folder))
+    assert model.size == (32, 32)  # the tiny model's vision_config.image_size
+    assert model.mean == pytest.approx(tuple(OPENAI_CLIP_MEAN)) and model.std == pytest.approx(tuple(OPENAI_CLIP_STD))

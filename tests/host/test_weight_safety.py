@@ -157,3 +157,14 @@ def test_load_strict_refuses_a_state_dict_that_does_not_fit_naming_every_disagre
     fits = {"weight": torch.arange(6.0).reshape(2, 3), "bias": torch.tensor([7.0, 8.0])}
     load_strict(module, fits, "test verifier", "fits.pt")
     assert torch.equal(module.weight, fits["weight"]) and torch.equal(module.bias, fits["bias"])
+
+
+def test_a_weights_file_that_cannot_be_read_is_named_with_what_is_accepted(tmp_path):
+    path = tmp_path / "cut.safetensors"
+    path.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\": ")  # a header cut short
+    with pytest.raises(VerifierError) as info:
+        load_state_dict(str(path), "test weights")
+    message = str(info.value)
+    assert message.startswith("test weights: cannot read 'cut.safetensors' (")
+    assert message.endswith("). Only safetensors files and plain PyTorch state dicts (loadable with "
+                            "weights_only=True) are accepted")

@@ -30,6 +30,7 @@ class StatusServer:
         self.script = list(script)
         self.times: list[float] = []
         self.bodies: list[dict] = []
+        self.headers: list[dict] = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -38,6 +39,7 @@ class StatusServer:
 
             def do_POST(self):
                 outer.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                outer.headers.append(dict(self.headers))
                 outer.times.append(time.monotonic())
                 status, headers, *reply = outer.script.pop(0) if outer.script else (200, {})
                 if reply:  # a scripted 200 body, as it goes on the wire
@@ -154,6 +156,7 @@ def test_the_request_is_an_openai_chat_completion_with_the_pictures_as_8_bit_png
     levels = torch.tensor([0, 1, 37, 128, 254, 255], dtype=torch.float64)  # black and white included
     candidate = (levels[torch.arange(48) % 6].view(4, 4, 3) / 255).float()
     reference = 1 - candidate
+    reference[0, 0] = torch.tensor([1.4, -0.3, 2.0])  # a decode can overshoot: sent clipped, as saved
     srv = serve([])
     v = APIJudgeVerifier(srv.url, "judge-1", KEY_ENV, "realism, consistency", timeout=5.0, max_retries=0,
                          concurrency=1)
@@ -168,8 +171,9 @@ def test_the_request_is_an_openai_chat_completion_with_the_pictures_as_8_bit_png
     assert [p["type"] for p in parts] == ["text", "text", "image_url", "text", "image_url"]
     assert [p["text"] for p in parts if p["type"] == "text"][1:] == ["Reference image:", "Candidate image:"]
     assert '"realism", "consistency"' in parts[0]["text"]
+    assert srv.headers[0]["Content-Type"] == "application/json" and srv.headers[0]["Accept"] == "application/json"
     for part, image in ((parts[2], reference), (parts[4], candidate)):
-        expected = (image.double() * 255).round().to(torch.uint8).numpy()
+        expected = (image.double().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
         assert np.array_equal(_png_pixels(part["image_url"]["url"]), expected)
 
 
