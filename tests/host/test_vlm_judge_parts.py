@@ -20,8 +20,10 @@ def _judge(comfy, captured, aspects: str):
 
 def test_the_judge_is_shown_the_reference_then_the_candidate_each_after_its_label(comfy, captured, judge_files):
     v = _judge(comfy, captured, "consistency, realism")
+    assert v.identity == "vlm_judge:tiny_qwen2vl:consistency,realism"  # names its scores in reports
     image = "<|vision_start|><|image_pad|><|vision_end|>"
     text = v._text("consistency", "make it red")
+    assert text.startswith("<|im_start|>user\n")  # one user turn, as the chat template renders it
     assert text.count(image) == 2
     reference, candidate = text.index("Reference image:"), text.index("Candidate image:")
     first, second = text.index(image), text.rindex(image)
