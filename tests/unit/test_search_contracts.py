@@ -285,3 +285,32 @@ def test_a_pool_with_no_valid_candidate_names_each_one_and_why():
         pool.with_invalid({0: "non-finite latent", 1: "image has 3 NaN pixels"}).check_any_valid()
     assert str(err.value) == ("every candidate is invalid, nothing can win. candidate 0: non-finite latent; "
                               "candidate 1: image has 3 NaN pixels")
+
+
+def test_a_candidate_is_pruned_at_the_first_rung_it_did_not_pass():
+    from eacps.search.pool import Screen
+
+    def candidate(*kept):
+        screens = tuple(Screen(step=5 * (i + 1), kind="chain", potential=1.0, kept=k) for i, k in enumerate(kept))
+        return Candidate(id=0, recipe=NoiseRecipe(1), generation=0, parent=None, screens=screens)
+
+    assert candidate(True, False).pruned_at == 10 and candidate(True, False).pruned
+    assert candidate(False).pruned_at == 5
+    assert candidate(True, True).pruned_at is None and not candidate(True, True).pruned
+    assert candidate().pruned_at is None
+
+
+def test_stopping_keeps_the_first_reason_and_adds_up_what_was_left_unspent():
+    pool = Pool(setup=None, k_global=8).stop("target reached", 3).stop("budget", 2)
+    assert pool.stopped == "target reached" and pool.unspent == 5
+
+
+def test_a_candidates_pictures_stay_out_of_its_repr_and_its_equality():
+    """Reports and error messages print candidates: a tensor there would flood them; two records of
+    the same candidate compare equal whatever tensors they hold."""
+    from dataclasses import replace
+
+    c = Candidate(id=3, recipe=NoiseRecipe(7), generation=0, parent=None, image=torch.zeros(1, 64, 64, 3),
+                  latent=torch.zeros(1, 4, 8, 8))
+    assert "tensor" not in repr(c) and "NoiseRecipe" in repr(c)
+    assert replace(c, image=torch.ones(1, 64, 64, 3), latent=torch.ones(1, 4, 8, 8)) == c
