@@ -157,8 +157,7 @@ def _prepare(check, hidden, workers, verifier_inputs, weights, prompt, reference
     validate_inputs result), the connected verifiers and their weights, the sampling setup."""
     if check is not True:
         raise SearchError(check)
-    verifiers = _connected(dict(zip(("verifier_1", "verifier_2", "verifier_3", "verifier_4"), verifier_inputs,
-                                    strict=True)))
+    verifiers = _connected(dict(zip(VERIFIER_SLOTS, verifier_inputs, strict=True)))
     check_before_sampling(verifiers, weights, prompt, reference)
     return verifiers, with_workers(make_setup(*sampling), workers, hidden)
 

@@ -175,3 +175,16 @@ def test_the_last_preview_of_a_one_node_search_is_its_candidate_grid(comfy, capt
     assert kind == "PNG" and size is None
     grid = captured["one_grid"]
     assert np.array_equal(np.asarray(image), (grid[0] * 255).round().to(torch.uint8).numpy())
+
+
+def test_a_verifier_on_any_slot_is_used(comfy, captured):
+    """Verifiers connected to verifier_2 (and the later slots) score and weigh in like verifier_1's."""
+    p = one_node_prompt(search_node(seed=35, k_global=3, m=1, k_local=1,
+                                    weights="technical#1.sharpness=1\ntechnical#2.exposure=1"))
+    p["verifier_32"] = {"class_type": "EACPS_LoadTechnicalVerifier", "inputs": {"size": 32}}
+    p["one"]["inputs"]["verifier_2"] = ["verifier_32", 0]
+    comfy.run(p)
+    report = json.loads(captured["one_report"])
+    used = {s["verifier"] for s in report["scores"].values()}
+    assert used == {"technical-v1-size64", "technical-v1-size32"}, report["scores"]
+    assert report["weights"] == {"technical#1.sharpness": 1.0, "technical#2.exposure": 1.0}

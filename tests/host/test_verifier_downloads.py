@@ -44,6 +44,11 @@ CASES = {
                   {"model_folder": "Qwen2.5-VL-3B-Instruct", "aspects": "realism", "max_batch": 4},
                   "Qwen/Qwen2.5-VL-3B-Instruct", "Qwen2.5-VL-3B-Instruct"),
 }
+# how each loader names its verifier in messages
+WHAT = {"EACPS_LoadClipScoreVerifier": "CLIP score verifier", "EACPS_LoadAestheticVerifier": "aesthetic verifier",
+        "EACPS_LoadPickScoreVerifier": "PickScore verifier", "EACPS_LoadHPSv2Verifier": "HPSv2 verifier",
+        "EACPS_LoadImageRewardVerifier": "ImageReward verifier",
+        "EACPS_LoadPreservationVerifier": "preservation verifier", "EACPS_LoadVLMJudgeVerifier": "VLM judge"}
 
 
 def _prompt(loader: str, inputs: dict, **extra) -> dict:
@@ -59,7 +64,7 @@ def test_download_switch_offline_names_repository_and_folder(comfy, preference_f
     result = comfy.run(_prompt(loader, inputs, download=True), expect_success=False)
     assert not result.success
     error = result.error()
-    assert "could not download" in error and f"Hugging Face repository {repo}" in error, error
+    assert f"{WHAT[loader]}: could not download" in error and f"Hugging Face repository {repo}" in error, error
     assert f"into {target}/" in error and "HF_HUB_OFFLINE" in error, error
     assert not target.exists()  # nothing written, not even an empty folder
 

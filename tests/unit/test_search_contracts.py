@@ -314,3 +314,14 @@ def test_a_candidates_pictures_stay_out_of_its_repr_and_its_equality():
                   latent=torch.zeros(1, 4, 8, 8))
     assert "tensor" not in repr(c) and "NoiseRecipe" in repr(c)
     assert replace(c, image=torch.ones(1, 64, 64, 3), latent=torch.ones(1, 4, 8, 8)) == c
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"m": 0}, "M = 0: the number of elites must be an integer >= 1"),
+    ({"generations": 0}, "generations = 0: the number of refinement generations must be an integer >= 1"),
+    ({"m": 9}, "M = 9 elites, but only K_global = 8 global candidates; use M <= K_global"),
+])
+def test_an_eacps_search_that_cannot_run_says_what_to_change(changes, message):
+    with pytest.raises(SearchError) as info:
+        EACPS(**{"k_global": 8, "m": 2, "k_local": 2, "seed": 1, **changes})
+    assert str(info.value) == message
