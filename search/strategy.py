@@ -93,6 +93,9 @@ def select_elites(pool: Pool, m: int) -> tuple[int, ...]:
         raise SearchError(f"M = {m} elites, but the pool has only {len(pool)} candidates; use M <= {len(pool)}")
     pool.check_any_valid()
     valid = [c for c in pool.valid_candidates() if not c.pruned]
+    if m > len(valid) and pool.stopped:  # e.g. an NFE budget ran out while screening
+        raise SearchError(f"{pool.stopped}, with {len(valid)} candidates finished: too few to choose {m}. Raise "
+                          "max_nfe, or screen fewer candidates")
     if m > len(valid) and any(c.pruned for c in pool.candidates):
         raise SearchError(f"M = {m} elites, but only {len(valid)} candidates were not pruned; use M <= {len(valid)}")
     missing = [c.id for c in valid if c.potential is None]

@@ -200,3 +200,19 @@ def test_with_steps_linked_the_options_that_do_not_need_steps_are_still_checked(
     assert check_compute(None, {"prune_steps": "40"}) is None  # a rung is checked against steps once they are known
     with pytest.raises(SearchError, match="below the 8 sampling steps"):
         check_compute(8, {"prune_steps": "40"})
+
+
+@pytest.mark.parametrize("rungs, max_nfe, spent", [
+    # By hand, 8 candidates of 4 steps, keep 0.5. Rung at step 2: 8 * 2 = 16 NFE; the 4 survivors' last
+    # 2 steps would reach 24 > 20: stop with 16 spent. Rungs at 1 and 2: 8 * 1 = 8; the next rung
+    # (4 * 1) would reach 12 > 10: stop with 8 spent, between two rungs.
+    ("2", 20, 16),
+    ("1, 2", 10, 8),
+])
+def test_an_nfe_budget_that_runs_out_while_screening_says_so(comfy, rungs, max_nfe, spent):
+    p = one_node_prompt(best_of_n_node(n=8, seed=4, prune_steps=rungs))
+    p["one"]["inputs"].update(prune_keep=0.5, max_nfe=max_nfe)
+    result = comfy.run(p, expect_success=False)
+    assert (f"NFE budget {max_nfe} reached (spent {spent}; the next sub-batch would exceed it), with 0 candidates "
+            "finished: too few to choose 1. Raise max_nfe, or screen fewer candidates") in result.error(), result.error()
+    assert "candidates sampled before this error are kept" in result.error()

@@ -185,6 +185,9 @@ def test_a_verifier_on_any_slot_is_used(comfy, captured):
     p["one"]["inputs"]["verifier_2"] = ["verifier_32", 0]
     comfy.run(p)
     report = json.loads(captured["one_report"])
+    for node in ("EACPS_Search", "EACPS_BestOfN"):  # the socket names workflows and API prompts use
+        info = comfy.nodes.NODE_CLASS_MAPPINGS[node].GET_NODE_INFO_V1()["input"]
+        assert "verifier_1" in info["required"] and {"verifier_2", "verifier_3", "verifier_4"} <= set(info["optional"])
     used = {s["verifier"] for s in report["scores"].values()}
     assert used == {"technical-v1-size64", "technical-v1-size32"}, report["scores"]
     assert report["weights"] == {"technical#1.sharpness": 1.0, "technical#2.exposure": 1.0}
