@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from harness.inprocess import PromptInvalid
 from host.graphs import best_of_n_node, capture, one_node_prompt, search_node, two_stage_prompt
@@ -174,6 +175,15 @@ def test_left_out_screen_weights_weigh_every_aspect_of_the_screen_verifier_one(c
     assert left_out["winner_seed"] == written["winner_seed"]
 
 
+def test_the_screening_inputs_keep_their_names(comfy):
+    """The socket and widget names saved workflows and API prompts use, on every node that screens."""
+    for node in ("EACPS_SeedSearchGlobal", "EACPS_LocalSeedRefine", "EACPS_Search", "EACPS_BestOfN"):
+        optional = comfy.nodes.NODE_CLASS_MAPPINGS[node].GET_NODE_INFO_V1()["input"]["optional"]
+        assert {"prune_steps", "prune_keep", "prune_kind", "stop_at_potential", "plateau", "max_nfe"} <= set(optional)
+        if node in ("EACPS_SeedSearchGlobal", "EACPS_LocalSeedRefine"):
+            assert {"screen_verifier", "screen_weights", "screen_prompt"} <= set(optional), node
+
+
 def test_options_that_cannot_work_are_refused_before_sampling(comfy):
     bad_rung = one_node_prompt(best_of_n_node(n=4))
     bad_rung["one"]["inputs"]["prune_steps"] = "4"
@@ -216,3 +226,27 @@ def test_an_nfe_budget_that_runs_out_while_screening_says_so(comfy, rungs, max_n
     assert (f"NFE budget {max_nfe} reached (spent {spent}; the next sub-batch would exceed it), with 0 candidates "
             "finished: too few to choose 1. Raise max_nfe, or screen fewer candidates") in result.error(), result.error()
     assert "candidates sampled before this error are kept" in result.error()
+
+
+@pytest.mark.parametrize("kind", ["chain", "preview"])
+def test_a_pruned_candidate_shows_the_picture_it_was_judged_on(comfy, captured, kind):
+    """Chain screening judges the x0 prediction decoded at the rung; preview screening a separate run
+    of rung-many steps, decoded. A pruned candidate keeps that picture: here recomputed for its
+    recipe by the runner alone (no stage), by hand."""
+    from eacps.nodes.runner import LocalRunner
+    from eacps.search.stage import Task
+
+    p = two_stage_prompt(seed=9, k_global=6, m=2, k_local=2)
+    p["global"]["inputs"].update(prune_steps="2", prune_keep=0.5, prune_kind=kind, screen_verifier=["verifier", 0],
+                                 screen_prompt="a red apple")
+    p["cap_global"] = capture(["global", 0], "screened_pool")
+    comfy.run(p)
+    pool = captured["screened_pool"]
+    pruned = [c for c in pool.candidates if c.pruned]
+    assert len(pruned) == 3
+    runner = LocalRunner(pool.setup)
+    steps = 2 if kind == "preview" else STEPS  # a preview is its own 2-step run; a chain stops at step 2 of 4
+    outcomes, _ = runner.run([Task(c.recipe, 0, 2, steps, decode="x0" if kind == "chain" else "final")
+                              for c in pruned])
+    for c, o in zip(pruned, outcomes, strict=True):
+        torch.testing.assert_close(c.image, o.image, atol=1e-4, rtol=0)
