@@ -257,3 +257,19 @@ def test_a_sampler_that_is_not_comfys_ksampler_is_refused_with_what_to_do(comfy)
     assert str(err.value) == ("expected ComfyUI's KSAMPLER for euler_ancestral, got PackSampler; "
                               "this ComfyUI differs from 0.3.75: set max_sub_batch to 1")
     assert ran == []
+
+
+def test_the_reasons_a_sampler_runs_one_candidate_at_a_time_are_told_in_full(comfy):
+    """The report's setup.one_at_a_time tells the user why a search ran slower than its sub-batch."""
+    from eacps.nodes import noise_sources as ns
+
+    assert ns.one_at_a_time_reason("dpm_adaptive") == (
+        "dpm_adaptive chooses its step sizes from an error norm over the whole batch, so a candidate's steps "
+        "would depend on the other candidates in its sub-batch")
+    assert ns.one_at_a_time_reason("ddim", has_noise_mask=True) == (
+        "ddim with a noise mask draws its inpainting noise over the whole batch from one generator (seed + 1), "
+        "so a candidate's result would depend on its sub-batch")
+    assert ns.one_at_a_time_reason("my_pack_sampler") == (
+        "my_pack_sampler is not a sampler of ComfyUI 0.3.75 that this pack has checked for batch independence, so "
+        "it runs one candidate at a time")
+    assert ns.one_at_a_time_reason("ddim") is None and ns.one_at_a_time_reason("euler_ancestral") is None

@@ -250,3 +250,15 @@ def test_a_pruned_candidate_shows_the_picture_it_was_judged_on(comfy, captured, 
                               for c in pruned])
     for c, o in zip(pruned, outcomes, strict=True):
         torch.testing.assert_close(c.image, o.image, atol=1e-4, rtol=0)
+
+
+def test_continued_chains_count_their_screening_steps_in_every_sub_batch(comfy, captured):
+    # By hand: 6 candidates screened at step 2 of 4 (6 * 2 = 12 NFE); 3 survivors finish their last 2 steps
+    # in sub-batches of 2 and 1 (3 * 2 = 6): 18 in all; each finished candidate took part in 4, each
+    # pruned one in 2.
+    p = one_node_prompt(best_of_n_node(n=6, seed=6, prune_steps="2", max_sub_batch=2))
+    p["one"]["inputs"]["prune_keep"] = 0.5
+    comfy.run(p)
+    r = json.loads(captured["one_report"])
+    assert r["compute"]["nfe"] == 18
+    assert sorted(c["nfe"] for c in r["candidates"]) == [2, 2, 2, 4, 4, 4]
