@@ -3,7 +3,10 @@ servers on loopback are its workers (each with this pack and the tiny test model
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,6 +40,19 @@ def doomed_server(tmp_path_factory):
     srv.stop()
 
 
+@contextlib.contextmanager
+def bar_updates():
+    """(value, total) of every ComfyUI progress-bar update made inside the block (the hook the
+    server uses to send them to the browser)."""
+    comfy_utils = importlib.import_module("comfy.utils")
+    updates = []
+    comfy_utils.set_progress_bar_global_hook(lambda value, total, preview, node_id=None: updates.append((value, total)))
+    try:
+        yield updates
+    finally:
+        comfy_utils.set_progress_bar_global_hook(None)
+
+
 def workers_node(*urls: str, include_local: bool = True) -> dict:
     return {"class_type": "EACPS_Workers",
             "inputs": {"urls": "\n".join(urls), "auth_env": "", "include_local": include_local, "timeout_s": 120.0}}
@@ -65,10 +81,16 @@ SETTINGS = dict(seed=41, k_global=8, m=2, k_local=3, max_sub_batch=2, steps=4)
 
 
 @pytest.mark.server
+@pytest.mark.mutation_server
 def test_search_over_two_workers_equals_the_local_search(comfy, captured, server, second_server):
     local, local_latent, local_image = _run(comfy, captured, _search_prompt(None, **SETTINGS))
-    remote, remote_latent, remote_image = _run(
-        comfy, captured, _search_prompt(workers_node(server.url, second_server.url, include_local=False), **SETTINGS))
+    with bar_updates() as progress:
+        remote, remote_latent, remote_image = _run(
+            comfy, captured, _search_prompt(workers_node(server.url, second_server.url, include_local=False),
+                                            **SETTINGS))
+    # the bar moves forward as the workers' sub-batches come back, and ends full
+    assert progress and all(b[0] >= a[0] for a, b in zip(progress, progress[1:], strict=False)), progress
+    assert progress[-1][0] == progress[-1][1], progress
     _same_candidates(local, remote)
     assert torch.equal(local_latent, remote_latent)
     assert torch.equal(local_image, remote_image)
@@ -139,19 +161,22 @@ def test_bad_workers_are_refused_before_sampling(comfy, case):
         url, words = f"http://127.0.0.1:{_free_port()}", "did not answer"
     elif case == "no_pack":
         http, url = _one_shot_http({})
-        words = "has no EACPS pack"
+        words = (f"worker {url} answers but has no EACPS pack (no EACPS_WorkerSample node): install the pack there, "
+                 "version 0.1.0")
     else:
         http, url = _one_shot_http({"EACPS_WorkerSample": {"input": {"required": {
             "pack_version": ["STRING", {"default": "0.0.1"}]}}}})
         words = "runs EACPS 0.0.1"
     try:
-        result = comfy.run(_search_prompt(workers_node(url), **SETTINGS), expect_success=False)
+        with bar_updates() as progress:
+            result = comfy.run(_search_prompt(workers_node(url), **SETTINGS), expect_success=False)
     finally:
         if http is not None:
             http.shutdown()
     assert not result.success
     assert url in result.error() and words in result.error(), result.error()
-    progress = [e for e in result.events if e[0] == "progress"]
+    if case == "no_pack":  # the whole sentence, as the node's error shows it
+        assert re.search(rf"(^|: ){re.escape(words)}$", result.error().strip()), result.error()
     assert not progress, "sampling started before the workers were checked"
 
 
@@ -223,3 +248,14 @@ def test_a_job_that_fails_on_the_worker_fails_at_once_with_the_workers_reason(co
     assert "no instance is left" in error and second_server.url in error, error
     assert "the sub-batch failed there: interrupted on the worker" in error, error
     assert "longer than the workers' timeout" not in error
+
+
+@pytest.mark.server
+@pytest.mark.mutation_server
+def test_a_sub_batch_that_outlasts_the_workers_timeout_fails_that_worker_saying_so(comfy, second_server):
+    p = _search_prompt(workers_node(second_server.url, include_local=False),
+                       **{**LONG, "k_global": 2, "k_local": 1, "steps": 1000})
+    p["workers"]["inputs"]["timeout_s"] = 1.0  # the least allowed; a 1000-step sub-batch takes longer here
+    result = comfy.run(p, expect_success=False)
+    assert (f"no instance is left to run the search's remaining sub-batches: {second_server.url}: the sub-batch "
+            "took longer than the workers' timeout. Fix the workers") in result.error(), result.error()
