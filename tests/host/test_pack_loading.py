@@ -47,3 +47,19 @@ def test_server_lists_every_node(server):
     missing = [n for n in DECLARED if n not in info]
     assert not missing, f"/object_info lacks {missing}; server log:\n{server.log()}"
     assert "EACPSTest_TinyModel" in info, "the test pack did not load into the server"
+
+
+def test_the_socket_types_are_the_ones_saved_workflows_link(comfy):
+    """A link in a saved workflow carries its socket type (example_workflows/*.json: "EACPS_CANDIDATES",
+    "EACPS_VERIFIER"; other packs' verifier loaders declare "EACPS_VERIFIER", README)."""
+    import json
+
+    from harness.paths import REPO_ROOT
+
+    linked = {link[5] for path in sorted((REPO_ROOT / "example_workflows").glob("*.json"))
+              for link in json.loads(path.read_text())["links"]}
+    assert {"EACPS_CANDIDATES", "EACPS_VERIFIER"} <= linked, linked
+    nodes = comfy.nodes.NODE_CLASS_MAPPINGS
+    assert nodes["EACPS_SeedSearchGlobal"].GET_NODE_INFO_V1()["output"][0] == "EACPS_CANDIDATES"
+    assert nodes["EACPS_VerifierScore"].GET_NODE_INFO_V1()["input"]["required"]["candidates"][0] == "EACPS_CANDIDATES"
+    assert nodes["EACPS_LoadTechnicalVerifier"].GET_NODE_INFO_V1()["output"][0] == "EACPS_VERIFIER"
