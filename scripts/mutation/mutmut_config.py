@@ -39,7 +39,7 @@ TESTS: dict[str, list[str]] = {
     "verifiers/clip_score.py": [*VERIFIER_UNIT, HOST + "test_verifiers_clip.py", HOST + "test_verifier_kinds.py"],
     "verifiers/hpsv2.py": [*VERIFIER_UNIT, HOST + "test_verifiers_preference.py", HOST + "test_preference_loading.py",
                            HOST + "test_verifier_kinds.py"],
-    "verifiers/pickscore.py": [*VERIFIER_UNIT, HOST + "test_verifiers_preference.py", HOST + "test_preference_loading.py", HOST + "test_verifier_kinds.py", HOST + "test_remote_code.py"],
+    "verifiers/pickscore.py": [*VERIFIER_UNIT, HOST + "test_verifiers_preference.py", HOST + "test_preference_loading.py", HOST + "test_verifier_kinds.py", HOST + "test_remote_code.py", HOST + "test_verifier_preprocessing.py"],
     "verifiers/imagereward.py": [*VERIFIER_UNIT, HOST + "test_verifiers_preference.py",
                                  HOST + "test_preference_loading.py", HOST + "test_verifier_kinds.py", HOST + "test_remote_code.py"],
     "verifiers/aesthetic.py": [*VERIFIER_UNIT, HOST + "test_verifiers_clip.py", HOST + "test_readme_file_names.py",
