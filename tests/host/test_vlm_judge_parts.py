@@ -79,3 +79,13 @@ def test_the_reference_and_the_candidates_reach_the_processor_the_right_way_up(c
     pictures = [[reference[0].permute(2, 0, 1), c.permute(2, 0, 1)] for c in candidates]
     want = v.model.expected_digits([text] * 2, pictures)
     assert torch.allclose(got, want, atol=1e-6, rtol=0), (got, want)
+
+
+def test_a_picture_that_overshoots_0_1_is_judged_as_the_picture_clipped(comfy, captured, judge_files):
+    """A decode can overshoot [0, 1]; the judge sees what would be saved: the picture clipped."""
+    import torch
+
+    v = _judge(comfy, captured, "realism")
+    pictures = make_images(2, size=(32, 32)) * 1.5 - 0.2  # about a quarter of the values outside [0, 1]
+    got = v.score(pictures, "a red apple").raw["realism"]
+    assert torch.allclose(got, v.score(pictures.clamp(0, 1), "a red apple").raw["realism"], atol=1e-6, rtol=0)

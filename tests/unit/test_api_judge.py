@@ -170,7 +170,9 @@ def test_the_request_is_an_openai_chat_completion_with_the_pictures_as_8_bit_png
     parts = user["content"]
     assert [p["type"] for p in parts] == ["text", "text", "image_url", "text", "image_url"]
     assert [p["text"] for p in parts if p["type"] == "text"][1:] == ["Reference image:", "Candidate image:"]
-    assert '"realism", "consistency"' in parts[0]["text"]
+    assert parts[0]["text"].startswith(  # the instruction docs/verifiers.md describes: 0-10 per aspect, JSON
+        "Rate the candidate image on each aspect below with a number from 0 (very poor) to 10 (excellent). Return a "
+        'JSON object with exactly the keys "realism", "consistency", each a number.\n- "realism": ')
     assert srv.headers[0]["Content-Type"] == "application/json" and srv.headers[0]["Accept"] == "application/json"
     for part, image in ((parts[2], reference), (parts[4], candidate)):
         expected = (image.double().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
@@ -197,6 +199,8 @@ def _chat(content, finish_reason="stop") -> str:
     ("<html>busy</html>", "the endpoint's reply is not JSON (Expecting value: line 1 column 1 (char 0))"),
     (json.dumps({"choices": []}), 'malformed reply, no choices[0].message: {"choices": []}'),
     (_chat(None, "length"), "the reply has no text content (finish_reason 'length')"),
+    (json.dumps({"choices": [{"message": {"role": "assistant", "content": None, "refusal": "I cannot rate this"}}]}),
+     "the model refused to judge: I cannot rate this"),
     (_chat("realism: 7"), "the answer is not the JSON object asked for: 'realism: 7'"),
     (_chat("[7]"), "the answer is JSON but not an object: '[7]'"),
     (_chat('{"realism": 11}'), "aspect 'realism' missing or not a number in [0, 10] in the answer '{\"realism\": 11}'"),

@@ -91,8 +91,9 @@ def test_parse_rungs_percentages_of_the_steps():
     assert parse_rungs("25%, 50%", 1) == ()  # no step is left to prune at: no screening
     assert parse_rungs("10, 75%", 20) == (10, 15)
     for bad in ("0%", "100%", "x%", "-5%"):
-        with pytest.raises(SearchError, match="percentage"):
+        with pytest.raises(SearchError) as err:
             parse_rungs(bad, 20)
+        assert str(err.value) == f"prune_steps: '{bad}' is not a percentage in (0, 100); write e.g. '25%, 50%'"
     with pytest.raises(SearchError, match="not known"):
         parse_rungs("25%")
 
@@ -150,3 +151,15 @@ def test_only_a_target_or_a_plateau_needs_scores_while_sampling():
     assert not StopRule().needs_scores and not StopRule().active
     assert not StopRule(max_nfe=100.0).needs_scores and StopRule(max_nfe=100.0).active
     assert StopRule(plateau=1).needs_scores and StopRule(target=0.0).needs_scores
+
+
+def test_an_invalid_preview_ranks_last_and_a_non_finite_one_is_refused():
+    plan = SuccessiveHalving(4, 20, Screening(rungs=(4,), keep=0.5, kind="chain"))
+    plan.ask()
+    plan.tell([None, 1.0, 3.0, 2.0])  # None: that preview was invalid (NaN decode)
+    assert sorted(plan.survivors()) == [2, 3]
+    plan = SuccessiveHalving(2, 20, Screening(rungs=(4,), keep=0.5, kind="chain"))
+    plan.ask()
+    with pytest.raises(SearchError, match=r"preview potentials must be finite \(None: an invalid preview\), got "
+                                          r"\[nan, 1.0\]"):
+        plan.tell([float("nan"), 1.0])

@@ -223,6 +223,7 @@ def test_technical_sharpness_anchors():
     assert close(r.scores["sharpness"], [5.0, 0.0, 10.0, 7.5], tol=1e-3)
     flat = v.score(torch.full((1, 16, 16, 3), 0.5), "")
     assert flat.scores["sharpness"].item() == 0.0
+    assert flat.raw["sharpness"].item() == pytest.approx(-12.0)  # log10(0 + 1e-12): finite for a flat picture
 
 
 def test_technical_exposure_anchors():
