@@ -23,7 +23,7 @@ TESTS: dict[str, list[str]] = {
     "search/potential.py": [UNIT + "test_strategy.py", UNIT + "test_search_contracts.py"],
     "search/strategy.py": [UNIT + "test_search_contracts.py", UNIT + "test_strategy.py"],
     "search/grid.py": [UNIT + "test_grid.py"],
-    "search/report.py": [UNIT + "test_grid.py"],
+    "search/report.py": [UNIT + "test_grid.py", UNIT + "test_search_contracts.py"],
     "search/budget.py": [UNIT + "test_compute.py", UNIT + "test_search_contracts.py"],
     "search/halving.py": [UNIT + "test_compute.py", UNIT + "test_quality_replay.py"],
     "search/stage.py": [UNIT + "test_strategy.py", UNIT + "test_compute.py", HOST + "test_runner.py",
@@ -76,7 +76,7 @@ TESTS: dict[str, list[str]] = {
     # test_workers.py: only its refusal tests run here (the multi-instance ones start servers: -m server)
     "nodes/remote.py": [HOST + "test_remote_parts.py", HOST + "test_workers.py", HOST + "test_runner.py"],
     "nodes/workers.py": [HOST + "test_remote_parts.py", HOST + "test_workers.py", HOST + "test_search_nodes.py"],
-    "nodes/loaders.py": [HOST + "test_node_checks.py", HOST + "test_weight_safety.py", HOST + "test_verifiers_clip.py",
+    "nodes/loaders.py": [HOST + "test_node_checks.py", HOST + "test_verifier_downloads.py", HOST + "test_weight_safety.py", HOST + "test_verifiers_clip.py",
                          HOST + "test_verifiers_preference.py", HOST + "test_verifiers_judges.py"],
 }
 
