@@ -2,18 +2,42 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from .paths import comfyui_path
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that keeps http.server's line per request out of the test output."""
+
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def loopback_http(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve ``handler`` (a stand-in peer: a refusing worker, a recorder) on a free 127.0.0.1 port in
+    a thread; yields its base URL, shuts it down after the block."""
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}"
+    finally:
+        srv.shutdown()
+        srv.server_close()
 
 
 def _free_port() -> int:

@@ -242,10 +242,8 @@ def test_cancel_stops_before_anything_more_runs(remote, comfy):
 
 
 def test_the_auth_header_comes_from_the_named_variable_and_a_refusal_never_shows_it(remote, monkeypatch):
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
     from eacps.search.pool import SearchError
+    from harness.server import QuietHandler, loopback_http
 
     remote.check_auth_env("")
     remote.check_auth_env("EACPS_WORKER_TOKEN_2")
@@ -255,19 +253,13 @@ def test_the_auth_header_comes_from_the_named_variable_and_a_refusal_never_shows
 
     seen = []
 
-    class Refuse(BaseHTTPRequestHandler):
+    class Refuse(QuietHandler):
         def do_GET(self):  # noqa: N802 (http.server's name)
             seen.append(self.headers.get("Authorization"))
             self.send_response(401)
             self.end_headers()
 
-        def log_message(self, *args):
-            pass
-
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{srv.server_address[1]}"
-    try:
+    with loopback_http(Refuse) as url:
         monkeypatch.delenv("EACPS_TEST_WORKER_TOKEN", raising=False)
         with pytest.raises(SearchError, match="EACPS_TEST_WORKER_TOKEN .*is not set"):
             remote.WorkerClient(url, "EACPS_TEST_WORKER_TOKEN").check()
@@ -284,8 +276,6 @@ def test_the_auth_header_comes_from_the_named_variable_and_a_refusal_never_shows
             remote.WorkerClient(url).check()
         assert "(401): check the header in $(no auth_env set); start it" in str(err.value)
         assert seen[-1] is None  # no auth_env: no header
-    finally:
-        srv.shutdown()
 
 
 def test_the_worker_node_gets_a_fresh_id_and_the_settings_are_described(remote):
@@ -389,24 +379,17 @@ def test_workers_on_the_local_refine_are_checked_before_it_samples(remote, comfy
 def test_cancel_drops_the_queued_job_and_interrupts_the_running_one(remote):
     """The bodies ComfyUI's server.py reads: POST /queue {"delete": [ids]}, POST /interrupt {"prompt_id"}."""
     import json
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from harness.server import QuietHandler, loopback_http
 
     seen = []
 
-    class Record(BaseHTTPRequestHandler):
+    class Record(QuietHandler):
         def do_POST(self):  # noqa: N802 (http.server's name)
             seen.append((self.path, json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
             self.send_response(200)
             self.end_headers()
 
-        def log_message(self, *args):
-            pass
-
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Record)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
-        remote.WorkerClient(f"http://127.0.0.1:{srv.server_address[1]}").cancel("p-1")
-    finally:
-        srv.shutdown()
+    with loopback_http(Record) as url:
+        remote.WorkerClient(url).cancel("p-1")
     assert seen == [("/queue", {"delete": ["p-1"]}), ("/interrupt", {"prompt_id": "p-1"})]

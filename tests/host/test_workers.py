@@ -9,13 +9,12 @@ import json
 import re
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import torch
 
 from harness.paths import make_base_dir
-from harness.server import ComfyServer, _free_port
+from harness.server import ComfyServer, QuietHandler, _free_port, loopback_http
 from host.graphs import capture, one_node_prompt, search_node, two_stage_prompt
 
 # host: the searching instance is in-process. server: the tests that start ComfyUI servers as workers
@@ -135,10 +134,10 @@ def test_five_node_graph_with_workers_and_a_local_share(comfy, captured, server)
     assert {c["ran_on"] for c in remote["candidates"]} <= {"local", server.url}
 
 
-def _one_shot_http(body_for_object_info: dict) -> tuple[ThreadingHTTPServer, str]:
+def _not_a_worker(body_for_object_info: dict) -> type[QuietHandler]:
     """A loopback HTTP service that is not an EACPS worker (answers /object_info with ``body``)."""
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self):  # noqa: N802 (http.server's name)
             data = json.dumps(body_for_object_info).encode()
             self.send_response(200)
@@ -146,33 +145,24 @@ def _one_shot_http(body_for_object_info: dict) -> tuple[ThreadingHTTPServer, str
             self.end_headers()
             self.wfile.write(data)
 
-        def log_message(self, *args):
-            pass
-
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    return srv, f"http://127.0.0.1:{srv.server_address[1]}"
+    return Handler
 
 
 @pytest.mark.parametrize("case", ["unreachable", "no_pack", "other_version"])
 def test_bad_workers_are_refused_before_sampling(comfy, case):
-    http = None
-    if case == "unreachable":
-        url, words = f"http://127.0.0.1:{_free_port()}", "did not answer"
-    elif case == "no_pack":
-        http, url = _one_shot_http({})
-        words = (f"worker {url} answers but has no EACPS pack (no EACPS_WorkerSample node): install the pack there, "
-                 "version 0.1.0")
-    else:
-        http, url = _one_shot_http({"EACPS_WorkerSample": {"input": {"required": {
-            "pack_version": ["STRING", {"default": "0.0.1"}]}}}})
-        words = "runs EACPS 0.0.1"
-    try:
+    with contextlib.ExitStack() as stack:
+        if case == "unreachable":
+            url, words = f"http://127.0.0.1:{_free_port()}", "did not answer"
+        elif case == "no_pack":
+            url = stack.enter_context(loopback_http(_not_a_worker({})))
+            words = (f"worker {url} answers but has no EACPS pack (no EACPS_WorkerSample node): install the pack "
+                     "there, version 0.1.0")
+        else:
+            url = stack.enter_context(loopback_http(_not_a_worker({"EACPS_WorkerSample": {"input": {"required": {
+                "pack_version": ["STRING", {"default": "0.0.1"}]}}}})))
+            words = "runs EACPS 0.0.1"
         with bar_updates() as progress:
             result = comfy.run(_search_prompt(workers_node(url), **SETTINGS), expect_success=False)
-    finally:
-        if http is not None:
-            http.shutdown()
     assert not result.success
     assert url in result.error() and words in result.error(), result.error()
     if case == "no_pack":  # the whole sentence, as the node's error shows it
